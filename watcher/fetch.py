@@ -1,0 +1,247 @@
+"""HTTP (and file://) fetching: conditional GET, limits, deadlines -> a FetchResult value, never a raise.
+
+Measured traps this module guards against (see LIBRARY-NOTES): httpx has no total timeout (a server trickling
+one byte per read timeout never ends), so every fetch runs under ``asyncio.timeout``; httpx does not cap
+decompression (a 1 MB gzip inflates to 1 GB), so the body is read raw and inflated here with a bound; and one
+slow host must not hold every connection, so fetches are limited globally and per host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from .models import Failed, Fetched, FetchResult, NotModified
+
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to fetch and within which limits."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    timeout: float = 10.0  # connect / read / write / pool, each
+    deadline: float = 60.0  # the whole fetch, headers and body
+    max_size: int = 10 * 1000 * 1000  # decoded body bytes
+
+
+class Fetcher(Protocol):
+    """The seam the pipeline fetches through (tests may inject another)."""
+
+    async def fetch(self, req: Request) -> FetchResult: ...
+
+
+class TooLarge(Exception):
+    pass
+
+
+class _Inflater:
+    """Incremental, bounded decoding of a Content-Encoding (gzip / deflate / identity).
+
+    ``decompress(data, max_length)`` never produces more than the cap allows, so a bomb costs at most the cap
+    in memory, however much it would inflate to.
+    """
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._may_be_raw = False  # "deflate" is often sent without its zlib header
+        enc = encoding.strip().lower()
+        self._d: zlib._Decompress | None
+        if enc in ("", "identity"):
+            self._d = None
+        elif enc in ("gzip", "x-gzip"):
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif enc == "deflate":
+            self._d = zlib.decompressobj()
+            self._may_be_raw = True
+        else:
+            raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+    def feed(self, data: bytes) -> bytes:
+        if self._d is None:
+            return self._count(data)
+        out = bytearray()
+        while data:
+            try:
+                chunk = self._d.decompress(data, self.limit - self.size + 1)
+            except zlib.error:
+                if self._may_be_raw:
+                    self._may_be_raw = False
+                    self._d = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise
+            self._may_be_raw = False
+            out += self._count(chunk)
+            data = self._d.unconsumed_tail
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        return self._count(self._d.flush()) if self._d is not None else b""
+
+    def _count(self, chunk: bytes) -> bytes:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise TooLarge()
+        return chunk
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After in seconds, from a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class HttpFetcher:
+    """Fetches feeds with one shared httpx.AsyncClient.
+
+    Create it inside the running event loop; ``await aclose()`` when done (or use ``async with``).
+    """
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        concurrency: int = 8,
+        per_host: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            headers={
+                "User-Agent": user_agent,
+                "Accept-Encoding": "gzip, deflate",
+                "Accept": "application/atom+xml, application/rss+xml, application/xml;q=0.9, "
+                "application/feed+json;q=0.9, text/xml;q=0.8, */*;q=0.5",
+            },
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            limits=httpx.Limits(max_connections=max(concurrency, 1) * 2, max_keepalive_connections=concurrency),
+            transport=transport,
+        )
+        self._global = asyncio.Semaphore(concurrency)
+        self._per_host_limit = per_host
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> HttpFetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, req: Request) -> FetchResult:
+        scheme = urlsplit(req.url).scheme.lower()
+        if scheme == "file":
+            return await asyncio.to_thread(read_file, req)
+        host = urlsplit(req.url).netloc.lower()
+        sem = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
+        async with self._global, sem:
+            try:
+                async with asyncio.timeout(req.deadline):
+                    return await self._fetch(req)
+            except TimeoutError:
+                return Failed(req.url, f"timed out after {req.deadline:g}s (total deadline)")
+
+    async def _fetch(self, req: Request) -> FetchResult:
+        headers = {}
+        if req.etag:
+            headers["If-None-Match"] = req.etag
+        if req.last_modified:
+            headers["If-Modified-Since"] = req.last_modified
+        timeout = httpx.Timeout(req.timeout)
+        try:
+            async with self._client.stream("GET", req.url, headers=headers, timeout=timeout) as resp:
+                final = str(resp.url)
+                if resp.status_code == 304:
+                    return NotModified(final)
+                if resp.status_code != 200:
+                    retry = None
+                    if resp.status_code in (429, 503):
+                        retry = _retry_after(resp.headers.get("retry-after"), time.time())
+                    return Failed(
+                        final,
+                        f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
+                        status=resp.status_code,
+                        retry_after=retry,
+                    )
+                length = resp.headers.get("content-length")
+                if (
+                    length
+                    and length.isdigit()
+                    and int(length) > req.max_size
+                    and not resp.headers.get("content-encoding")
+                ):
+                    return Failed(
+                        final, f"response of {int(length):,} bytes is over the {req.max_size:,}-byte cap", status=200
+                    )
+                try:
+                    inflater = _Inflater(resp.headers.get("content-encoding", ""), req.max_size)
+                except ValueError as e:
+                    return Failed(final, str(e), status=200)
+                body = bytearray()
+                try:
+                    async for raw in resp.aiter_raw():
+                        body += inflater.feed(raw)
+                    body += inflater.flush()
+                except TooLarge:
+                    return Failed(final, f"response is over the {req.max_size:,}-byte cap (cut)", status=200)
+                except zlib.error as e:
+                    return Failed(final, f"corrupt {resp.headers.get('content-encoding')} body: {e}", status=200)
+                h = {k.lower(): v for k, v in resp.headers.items()}
+                h.pop("content-encoding", None)
+                h.pop("content-length", None)
+                return Fetched(
+                    final,
+                    200,
+                    bytes(body),
+                    h,
+                    etag=resp.headers.get("etag"),
+                    last_modified=resp.headers.get("last-modified"),
+                )
+        except httpx.TooManyRedirects:
+            return Failed(req.url, f"more than {MAX_REDIRECTS} redirects")
+        except httpx.TimeoutException as e:
+            return Failed(req.url, f"timed out ({type(e).__name__}, {req.timeout:g}s)")
+        except httpx.HTTPError as e:
+            return Failed(req.url, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+
+
+def read_file(req: Request) -> FetchResult:
+    """file:// URLs: local files, with the same size cap."""
+    parts = urlsplit(req.url)
+    path = Path(unquote(parts.path))
+    try:
+        with path.open("rb") as f:
+            body = f.read(req.max_size + 1)
+    except OSError as e:
+        return Failed(req.url, f"cannot read {path}: {e.strerror}")
+    if len(body) > req.max_size:
+        return Failed(req.url, f"file is over the {req.max_size:,}-byte cap")
+    ctype = "application/json" if path.suffix == ".json" else "application/xml"
+    return Fetched(req.url, 0, body, {"content-type": ctype})
+
+
+def header_map(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}

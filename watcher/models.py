@@ -1,0 +1,125 @@
+"""The records that travel between the stages of a poll.
+
+All are frozen dataclasses: a stage takes records and returns new ones, it never fills one in step by step.
+
+    FeedState --fetch--> FetchResult --parse--> ParsedFeed(Entry...) --match--> Hit... --store--> Alert...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the store remembers of a feed between polls."""
+
+    feed_id: int  # primary key in the store
+    name: str  # the feed's name (unique), as in feeds.yaml
+    url: str  # the URL to fetch
+    etag: str | None = None  # validator from the last 200 response
+    last_modified: str | None = None  # validator from the last 200 response
+    consecutive_failures: int = 0  # failed polls since the last success
+    last_success_at: datetime | None = None  # None: never polled successfully (first poll = backfill)
+
+
+# --- fetch -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A 200 response whose body was read in full, within the limits."""
+
+    url: str  # final URL after redirects
+    status: int  # HTTP status (200), or 0 for file://
+    body: bytes  # decoded body (content-encoding removed), at most the size cap
+    headers: Mapping[str, str]  # response headers, lower-case names
+    etag: str | None = None  # ETag to send next time
+    last_modified: str | None = None  # Last-Modified to send next time
+    kind: Literal["fetched"] = "fetched"
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """A 304: nothing changed since the validators we sent; costs no parsing."""
+
+    url: str  # final URL after redirects
+    status: int = 304
+    kind: Literal["not_modified"] = "not_modified"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The fetch did not give a usable body. A value, not an exception: one feed's failure is not an abort."""
+
+    url: str  # URL that was tried
+    reason: str  # human-readable cause, secret-free
+    status: int | None = None  # HTTP status when a response arrived
+    retry_after: float | None = None  # seconds the server asked us to wait (429/503), if any
+    kind: Literal["failed"] = "failed"
+
+
+FetchResult = Fetched | NotModified | Failed
+
+
+# --- parse -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One feed item, normalised to plain text."""
+
+    key: str  # stable identity within its feed: guid, else canonical link, else a content hash
+    title: str  # plain text, whitespace collapsed
+    link: str  # absolute URL or ""
+    summary: str = ""  # plain text
+    content: str = ""  # plain text of the longest content block
+    author: str = ""  # plain text
+    categories: tuple[str, ...] = ()  # category / tag terms
+    published: datetime | None = None  # aware UTC; None when missing, unparseable or in the future
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """The result of parsing one response body."""
+
+    title: str  # the feed's own title, plain text
+    version: str  # feedparser's version string ("rss20", "atom10", "json11"...)
+    entries: tuple[Entry, ...]  # in document order
+    warning: str | None = None  # a recoverable problem (feedparser's bozo), kept for the log
+
+
+# --- match -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One rule matched one entry."""
+
+    rule: str  # rule name
+    rule_version: str  # short hash of the rule's definition, so a hit tells which version made it
+    tags: tuple[str, ...]  # watch item ids
+    severity: str  # info / notable / urgent
+    notify: tuple[str, ...]  # destination names
+    matched: tuple[str, ...]  # the terms / values that made it match, as found in the text
+    details: Mapping[str, Any] = field(default_factory=dict)  # extra facts (amounts, spans) kept with the hit
+
+
+# --- poll outcome ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll of one feed did; one log line each."""
+
+    feed: str  # feed name
+    status: str  # "ok", "not-modified", "failed"
+    http_status: int | None  # last HTTP status, None when no response arrived
+    new_entries: int  # entries stored for the first time
+    hits: int  # hits recorded
+    alerts: int  # alerts queued
+    duration: float  # seconds, wall time
+    error: str | None = None  # why it failed, secret-free

@@ -1,0 +1,160 @@
+"""One poll of one feed, end to end; one cycle over many feeds, each isolated from the others.
+
+    feed_state | fetch | parse | drop_known | match | record (one transaction) | deliver
+
+1. the store gives the feed's state (URL, ETag, Last-Modified, whether it was ever polled);
+2. fetch returns Fetched / NotModified / Failed as a value (a 304 ends the poll: no parsing);
+3. parse turns bytes into plain-text entries (pure, in a worker thread);
+4. entries whose key is already stored are dropped;
+5. the compiled rules turn the new entries into hits (pure);
+6. entries, hits and their pending alerts are written in ONE transaction, with the feed's new state;
+7. the deliverer sends pending alerts and marks each one sent; a failure stays pending and is retried.
+
+A failure at any step is recorded on the feed and returned as a PollReport; it never stops the other feeds.
+A crash between 6 and 7 loses nothing: the alerts are pending in the database and the next drain sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from .config import FeedConfig
+from .errors import ParseError, StoreError
+from .fetch import Fetcher, Request
+from .models import Failed, Hit, NotModified, PollReport
+from .parse import parse
+from .rules import RuleSet
+from .rules.matcher import Feedinfo
+from .store import PollWrite, Store
+
+log = logging.getLogger("watcher.poll")
+T = TypeVar("T")
+
+
+class Pipeline:
+    """Polls feeds into the store. Rules come through a callable so a reload takes effect on the next poll."""
+
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        rules: Callable[[], RuleSet],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.rules = rules
+        self.now = now
+        # SQLite has one writer: funnel every store call through one thread instead of contending for the lock
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
+
+    def close(self) -> None:
+        self._db.shutdown(wait=True)
+
+    async def _store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, partial(fn, *args))
+
+    async def poll_feed(self, feed: FeedConfig) -> PollReport:
+        started = time.monotonic()
+        try:
+            report = await self._poll(feed, started)
+        except StoreError:
+            raise  # the database itself is failing: not one feed's problem
+        except Exception as e:  # a bug must not stop the other feeds, but it must be seen
+            log.exception("feed %s: internal error while polling", feed.name)
+            report = await self._failed(feed, None, f"internal error: {type(e).__name__}: {e}", started)
+        log.info(
+            "feed=%s status=%s http=%s new=%d hits=%d alerts=%d duration=%.2fs%s",
+            report.feed,
+            report.status,
+            report.http_status if report.http_status is not None else "-",
+            report.new_entries,
+            report.hits,
+            report.alerts,
+            report.duration,
+            f" error={report.error!r}" if report.error else "",
+        )
+        return report
+
+    async def _failed(self, feed: FeedConfig, status: int | None, error: str, started: float) -> PollReport:
+        state = await self._store(self.store.feed_state, feed.name)
+        if state is not None:
+            await self._store(self.store.record_failure, state.feed_id, self.now(), status, error)
+        return PollReport(feed.name, "failed", status, 0, 0, 0, time.monotonic() - started, error)
+
+    async def _poll(self, feed: FeedConfig, started: float) -> PollReport:
+        state = await self._store(self.store.feed_state, feed.name)
+        if state is None:
+            await self._store(self.store.sync_feeds, [(feed.name, feed.url)], self.now())
+            state = await self._store(self.store.feed_state, feed.name)
+            assert state is not None
+        req = Request(
+            url=state.url,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            timeout=feed.timeout,
+            deadline=feed.deadline,
+            max_size=feed.max_size,
+        )
+        result = await self.fetcher.fetch(req)
+        if isinstance(result, Failed):
+            return await self._failed(feed, result.status, result.reason, started)
+        now = self.now()
+        if isinstance(result, NotModified):
+            await self._store(self.store.record_not_modified, state.feed_id, now, result.status)
+            return PollReport(feed.name, "not-modified", result.status, 0, 0, 0, time.monotonic() - started)
+        try:
+            parsed = await asyncio.to_thread(parse, result.body, result.headers, url=result.url, now=now)
+        except ParseError as e:
+            return await self._failed(feed, result.status or None, str(e), started)
+        keys = [e.key for e in parsed.entries]
+        known = await self._store(self.store.known_keys, state.feed_id, keys)
+        new = [e for e in parsed.entries if e.key not in known]
+        rules = self.rules()
+        info = Feedinfo(feed.name, feed.tags)
+        hits: dict[str, Sequence[Hit]] = {}
+        for entry in new:
+            found = rules.match(entry, info)
+            if found:
+                hits[entry.key] = found
+        first_poll = state.last_success_at is None
+        cutoff = now - timedelta(seconds=feed.backfill_alert_window) if first_poll else None
+        counts = await self._store(
+            self.store.record_poll,
+            PollWrite(
+                feed_id=state.feed_id,
+                now=now,
+                url=result.url,
+                http_status=result.status or None,
+                etag=result.etag,
+                last_modified=result.last_modified,
+                title=parsed.title or None,
+                entries=new,
+                hits=hits,
+                alert_cutoff=cutoff,
+                warning=parsed.warning,
+            ),
+        )
+        if parsed.warning:
+            log.debug("feed %s: parsed with a warning: %s", feed.name, parsed.warning)
+        return PollReport(
+            feed.name,
+            "ok",
+            result.status or None,
+            counts.new_entries,
+            counts.hits,
+            counts.alerts,
+            time.monotonic() - started,
+        )
+
+    async def poll_many(self, feeds: Sequence[FeedConfig]) -> list[PollReport]:
+        """Poll feeds concurrently (the fetcher enforces the global and per-host limits)."""
+        return list(await asyncio.gather(*(self.poll_feed(f) for f in feeds)))

@@ -1,0 +1,206 @@
+"""The daemon: APScheduler 3.11 wiring, signals, reload and a clean shutdown. No polling logic here.
+
+APScheduler facts this relies on (measured, see LIBRARY-NOTES): its AsyncIOExecutor cancels running coroutine
+jobs on shutdown whatever ``wait`` says, so the daemon pauses the scheduler, waits for its own set of in-flight
+polls with a deadline, and only then shuts it down. ``jitter`` drifts, so feeds are spread with a random
+``start_date`` instead. Jobs live in the memory store and are rebuilt from feeds.yaml by id on every reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Config, FeedConfig
+from .errors import ConfigError
+from .notify import Deliverer
+from .pipeline import Pipeline
+
+log = logging.getLogger("watcher.daemon")
+
+DELIVERY_INTERVAL = 30.0  # seconds between outbox drains (retries); polls with alerts drain at once
+RELOAD_CHECK_INTERVAL = 5.0  # seconds between checks of the config files' modification times
+
+
+class Daemon:
+    """Runs feeds on their intervals until stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        deliverer: Deliverer,
+        *,
+        load_config: Callable[[], Config],
+        drain_deadline: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.deliverer = deliverer
+        self.load_config = load_config
+        self.drain_deadline = drain_deadline
+        self.rng = rng or random.Random()
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._inflight: set[asyncio.Task[object]] = set()
+        self._stop = asyncio.Event()
+        self._mtimes = self._config_mtimes()
+        self.cycles = 0
+
+    # --- jobs --------------------------------------------------------------------------------------------
+
+    def _first_run(self, feed: FeedConfig) -> datetime:
+        spread = self.config.feeds.defaults.start_offset
+        if spread is None:
+            spread = min(feed.interval, 60.0)
+        return datetime.now(UTC) + timedelta(seconds=self.rng.uniform(0, spread))
+
+    def _add_feed_job(self, feed: FeedConfig) -> None:
+        self.scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=feed.interval, start_date=self._first_run(feed), timezone=UTC),
+            args=[feed.name],
+            id=f"feed:{feed.name}",
+            name=f"poll {feed.name}",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, int(feed.interval / 2)),
+        )
+
+    def sync_jobs(self, old: Config | None) -> None:
+        """Make the scheduled jobs match feeds.yaml: add, remove, and reschedule changed feeds."""
+        wanted = {f.name: f for f in self.config.feeds.enabled}
+        before = {f.name: f for f in old.feeds.enabled} if old else {}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("feed:") and job.id[5:] not in wanted:
+                job.remove()
+                log.info("feed %s removed from the schedule", job.id[5:])
+        for name, feed in wanted.items():
+            prev = before.get(name)
+            if prev is None or prev.interval != feed.interval or self.scheduler.get_job(f"feed:{name}") is None:
+                self._add_feed_job(feed)
+
+    async def _tracked(self, coro: object) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            await coro  # type: ignore[misc]
+        finally:
+            self._inflight.discard(task)
+
+    async def _poll_job(self, name: str) -> None:
+        if self._stop.is_set():
+            return
+        feed = next((f for f in self.config.feeds.enabled if f.name == name), None)
+        if feed is None:
+            return
+        await self._tracked(self._poll_and_deliver(feed))
+
+    async def _poll_and_deliver(self, feed: FeedConfig) -> None:
+        report = await self.pipeline.poll_feed(feed)
+        if report.alerts:
+            await self.deliverer.deliver_pending()
+
+    async def _deliver_job(self) -> None:
+        if not self._stop.is_set():
+            await self._tracked(self.deliverer.deliver_pending())
+
+    # --- reload ------------------------------------------------------------------------------------------
+
+    def _config_mtimes(self) -> tuple[float, float]:
+        def mtime(p: str) -> float:
+            try:
+                return os.stat(p).st_mtime
+            except OSError:
+                return 0.0
+
+        return mtime(self.config.feeds.path), mtime(self.config.rules.path)
+
+    def reload(self) -> bool:
+        """Load both files again; on any error keep the running configuration and log every problem."""
+        try:
+            new = self.load_config()
+        except ConfigError as e:
+            for issue in e.issues:
+                log.error("config not reloaded: %s", issue)
+            return False
+        old, self.config = self.config, new
+        self.deliverer.destinations = new.rules.destinations
+        self.sync_jobs(old)
+        log.info("configuration reloaded: %d feeds, %d rules", len(new.feeds.enabled), len(new.rules.rules))
+        return True
+
+    async def _watch_job(self) -> None:
+        now = self._config_mtimes()
+        if now != self._mtimes:
+            self._mtimes = now
+            self.reload()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            log.info(
+                "stopping: no new polls; waiting up to %gs for %d in flight", self.drain_deadline, len(self._inflight)
+            )
+            self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.sync_jobs(None)
+        self.scheduler.add_job(
+            self._deliver_job,
+            IntervalTrigger(seconds=DELIVERY_INTERVAL, timezone=UTC),
+            id="deliver",
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.add_job(
+            self._watch_job,
+            IntervalTrigger(seconds=RELOAD_CHECK_INTERVAL, timezone=UTC),
+            id="watch-config",
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.start()
+        log.info(
+            "watcher running: %d feeds, %d rules; database %s",
+            len(self.config.feeds.enabled),
+            len(self.config.rules.rules),
+            "open",
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            self.scheduler.pause()
+            pending = set(self._inflight)
+            if pending:
+                _, still = await asyncio.wait(pending, timeout=self.drain_deadline)
+                for t in still:
+                    t.cancel()
+                if still:
+                    log.warning(
+                        "%d polls did not finish within %gs and were cancelled (their feeds are polled "
+                        "again next start; nothing was half-written)",
+                        len(still),
+                        self.drain_deadline,
+                    )
+                    await asyncio.gather(*still, return_exceptions=True)
+            self.scheduler.shutdown(wait=False)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            log.info("watcher stopped")

@@ -1,0 +1,102 @@
+"""Turn feed HTML into the plain text that rules match and alerts show.
+
+Feeds carry HTML in their content, and alerts go to places (Slack, email, a terminal) where markup is either
+noise or a hazard. So everything watcher keeps is plain text: tags removed, entities decoded, whitespace
+collapsed. The output is *text*, not safe HTML: a decoded ``&lt;b&gt;`` is the literal characters ``<b>``,
+and whoever renders it must escape it for their medium.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+__all__ = ["collapse_whitespace", "html_to_text"]
+
+# Elements whose content is never readable text. script and style are what the brief requires; template and
+# noscript hold markup or "please enable JavaScript" boilerplate that would only pollute matching.
+_SKIP = frozenset({"script", "style", "template", "noscript"})
+
+# Elements that separate words. Inline elements (a, b, span...) must *not* add a space, or "un<b>bel</b>ievable"
+# and Japanese, which has no spaces, would be split in the middle of a word.
+_BLOCK = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "dialog", "div", "dl",
+        "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+        "header", "hr", "li", "main", "nav", "ol", "option", "p", "pre", "section", "summary", "table",
+        "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+
+# C0/C1 control characters (other than the whitespace ones str.split already handles) and zero-width
+# characters: they are invisible, break term matching and can hide text in a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
+
+# An unfinished construct left at the end of the input: "<a href=...", "</", "<!-- ...", "<?php".
+# Browsers drop these (eof-in-tag), and keeping them would leak markup into the text.
+_UNFINISHED = re.compile(r"<[A-Za-z/!?]")
+
+
+def collapse_whitespace(s: str) -> str:
+    """Remove control characters and turn every run of whitespace (including U+3000) into one space.
+
+    Feed text is indented, wrapped and padded arbitrarily; rules and alerts want one clean line.
+    """
+    return " ".join(_CONTROL.sub(" ", s).split())
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the character data of an HTML fragment, skipping unreadable elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skip_depth += 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # Browsers ignore the "/" of "<script/>" and treat what follows as script, so do the same: open only.
+        if tag in _SKIP:
+            self.skip_depth += 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skip_depth = max(0, self.skip_depth - 1)
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip_depth:
+            self.parts.append(data)
+
+    # Comments, declarations (<!DOCTYPE>, <![CDATA[...]]>) and processing instructions are not text:
+    # HTMLParser's default handlers already drop them.
+
+    def finish(self) -> str:
+        """Flush the parser, dropping a trailing unfinished tag instead of emitting it as text."""
+        match = _UNFINISHED.search(self.rawdata)
+        if match:
+            self.rawdata = self.rawdata[: match.start()]
+        self.close()
+        return "".join(self.parts)
+
+
+def html_to_text(s: str) -> str:
+    """Plain text of an HTML fragment: tags removed, script/style content dropped, entities decoded.
+
+    Never raises on malformed HTML (html.parser is lenient by design) and never lets markup through: an
+    unclosed ``<script>`` swallows the rest of the input, as it would in a browser, and a tag cut off by
+    truncation at the end is dropped. Whitespace is collapsed, so the result is one line.
+    """
+    if "<" not in s and "&" not in s:  # the common case for titles; skip the parser entirely
+        return collapse_whitespace(s)
+    parser = _TextExtractor()
+    parser.feed(s)
+    return collapse_whitespace(parser.finish())
