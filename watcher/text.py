@@ -35,6 +35,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
 # An unfinished construct left at the end of the input: "<a href=...", "</", "<!-- ...", "<?php".
 # Browsers drop these (eof-in-tag), and keeping them would leak markup into the text.
 _UNFINISHED = re.compile(r"<[A-Za-z/!?]")
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 
 
 def collapse_whitespace(s: str) -> str:
@@ -99,4 +100,10 @@ def html_to_text(s: str) -> str:
         return collapse_whitespace(s)
     parser = _TextExtractor()
     parser.feed(s)
-    return collapse_whitespace(parser.finish())
+    text = parser.finish()
+    if "&" not in s:
+        # Stray "<" and ">" the parser kept as data can sit next to each other once a tag between them is
+        # gone ("<<?>?>" -> "<?>"). Without entities in the input, nothing tag-shaped is real text: drop it.
+        while (cleaned := _TAG.sub("", text)) != text:
+            text = cleaned
+    return collapse_whitespace(text)

@@ -1,0 +1,70 @@
+"""What every command shares: global options, logging, loading, tables, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..config import Config, load_config
+from ..durations import parse_duration
+from ..store import Store
+
+EXIT_PROBLEMS, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
+"""What `parser.add_subparsers()` returns; each command module registers its commands on it."""
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    # Never below WARNING, whatever --log-level says: apprise logs raw URLs with passwords at DEBUG,
+    # httpx logs full request URLs (tokens in query strings) at INFO.
+    for noisy in ("apprise", "httpx", "httpcore", "apscheduler.executors", "aiosmtpd"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, getattr(logging, level)))
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(args.feeds, args.rules)
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    return Store.open(args.db)
+
+
+def since(value: str | None) -> datetime | None:
+    """`--since 7d` -> the datetime 7 days ago (DurationError on a bad value)."""
+    if not value:
+        return None
+    return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def short(text: str | None, n: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"

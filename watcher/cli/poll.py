@@ -1,0 +1,134 @@
+"""The commands that run the pipeline (``poll``, ``run``) and ``check``, which validates their input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+
+from ..config import Config, check_all
+from ..durations import DurationError, parse_duration
+from ..errors import ConfigError
+from ..fetch import HttpFetcher
+from ..notify import Deliverer
+from ..pipeline import Pipeline
+from ..store import Store
+from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, load, open_store
+
+
+def register(sub: Subparsers) -> None:
+    sp = sub.add_parser(
+        "poll",
+        help="poll every enabled feed once, send alerts, exit",
+        description="One cycle over every enabled feed, then deliver pending alerts and exit. "
+        "Exit 0 when the cycle ran, even if some feeds failed (they are reported).",
+    )
+    sp.set_defaults(func=cmd_poll)
+
+    sp = sub.add_parser(
+        "run",
+        help="run the daemon: poll each feed on its interval",
+        description="Poll each feed on its own interval until SIGTERM/SIGINT. Reloads feeds.yaml "
+        "and rules.yaml when they change or on SIGHUP.",
+    )
+    sp.add_argument(
+        "--drain-deadline",
+        metavar="DURATION",
+        default="30s",
+        help="on SIGTERM, how long polls in flight may take to finish (default 30s)",
+    )
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser(
+        "check",
+        help="validate feeds.yaml and rules.yaml",
+        description="Validate both files; print every error as file:line: message; exit 1 on any.",
+    )
+    sp.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        issues = check_all(args.feeds, args.rules)
+    except ConfigError as e:
+        issues = e.issues
+    for issue in issues:
+        print(issue)
+    if issues:
+        print(f"{len(issues)} problem{'s' if len(issues) != 1 else ''} found", file=sys.stderr)
+        return EXIT_PROBLEMS
+    config = load(args)
+    print(
+        f"ok: {len(config.feeds.feeds)} feeds ({len(config.feeds.enabled)} enabled), "
+        f"{len(config.rules.rules)} rules, destinations: {', '.join(config.rules.destinations)}"
+    )
+    return 0
+
+
+async def _poll(config: Config, store: Store) -> int:
+    now = datetime.now(UTC)
+    feeds = config.feeds.enabled
+    await asyncio.to_thread(store.sync_feeds, [(f.name, f.url) for f in config.feeds.feeds], now)
+    d = config.feeds.defaults
+    async with HttpFetcher(user_agent=d.user_agent, concurrency=d.concurrency, per_host=d.per_host) as fetcher:
+        pipeline = Pipeline(store, fetcher, lambda: config.rules.rules)
+        try:
+            reports = await pipeline.poll_many(feeds)
+        finally:
+            pipeline.close()
+    deliverer = Deliverer(store, config.rules.destinations)
+    delivery = await deliverer.deliver_pending()
+    ok = sum(r.status == "ok" for r in reports)
+    nm = sum(r.status == "not-modified" for r in reports)
+    failed = [r for r in reports if r.status == "failed"]
+    print(
+        f"polled {len(reports)} feeds: {ok} ok, {nm} not modified, {len(failed)} failed; "
+        f"{sum(r.new_entries for r in reports)} new entries, {sum(r.hits for r in reports)} hits, "
+        f"{delivery.sent} alerts sent"
+        + (f", {delivery.failed} alerts failed (kept for retry)" if delivery.failed else ""),
+        file=sys.stderr,
+    )
+    for r in failed:
+        print(f"  failed: {r.feed}: {r.error}", file=sys.stderr)
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    config = load(args)
+    store = open_store(args)
+    try:
+        return asyncio.run(_poll(config, store))
+    finally:
+        store.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..scheduler import Daemon
+
+    try:
+        drain = parse_duration(args.drain_deadline)
+    except DurationError as e:
+        print(f"watcher run: --drain-deadline: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = load(args)
+    store = open_store(args)
+
+    async def main() -> None:
+        d = config.feeds.defaults
+        async with HttpFetcher(user_agent=d.user_agent, concurrency=d.concurrency, per_host=d.per_host) as fetcher:
+            await asyncio.to_thread(store.sync_feeds, [(f.name, f.url) for f in config.feeds.feeds], datetime.now(UTC))
+            daemon: Daemon | None = None
+            pipeline = Pipeline(store, fetcher, lambda: daemon.config.rules.rules if daemon else config.rules.rules)
+            deliverer = Deliverer(store, config.rules.destinations)
+            daemon = Daemon(config, pipeline, deliverer, load_config=lambda: load(args), drain_deadline=drain)
+            try:
+                await daemon.run()
+            finally:
+                pipeline.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+    return 0
