@@ -10,6 +10,7 @@ The schema carries a version in ``meta``; migrations (Alembic) can take over fro
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from .errors import StoreError
 from .models import Entry, FeedState, Hit
 
-SCHEMA_VERSION = 1
+log = logging.getLogger("watcher.store")
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -220,15 +221,23 @@ class Store:
             raise StoreError(f"invalid database URL: {e}") from e
 
     def create(self) -> None:
-        with self.begin() as conn:
-            metadata.create_all(conn)
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-            if row is None:
-                conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(row) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema {row} is newer than this watcher ({SCHEMA_VERSION}): upgrade watcher"
-                )
+        """Create or upgrade the schema through the migrations (watcher/migrations)."""
+        from . import migrations
+
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            metadata.create_all(self.engine)  # a private in-memory database: nothing to migrate
+            return
+        known = migrations.head()
+        rev = migrations.current(url.render_as_string(hide_password=False))
+        if rev not in (None, "legacy") and not migrations.is_known(rev):
+            raise StoreError(
+                f"the database is at schema {rev}, newer than this watcher knows ({known}): "
+                "upgrade watcher, or restore a backup made by this version"
+            )
+        if rev != known:
+            before, after = migrations.upgrade(url.render_as_string(hide_password=False))
+            log.info("database schema upgraded from %s to %s", before or "empty", after)
 
     def close(self) -> None:
         self.engine.dispose()
