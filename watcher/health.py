@@ -209,7 +209,10 @@ class HealthMonitor:
                 out.flush()
                 continue
             for secret in dest.urls:
-                accepted, reason = await self.sender.send(secret, t.message)
+                try:
+                    accepted, reason = await self.sender.send(secret, t.message)
+                except Exception as e:  # a sender bug must not stop the health checks; the alert is retried
+                    accepted, reason = False, f"{secret.label}: {type(e).__name__}"
                 if not accepted:
                     ok = False
                     log.warning(

@@ -125,7 +125,7 @@ class Pipeline:
         if state is not None:
             decision = self._decide(feed, state, outcome, now)
             if decision.gone:
-                error += "; the feed is disabled (410 Gone) until its url changes in feeds.yaml"
+                error += "; feed disabled until its url changes in feeds.yaml"
             await self._store(self.store.record_failure, state.feed_id, now, outcome.http_status, error, decision)
         return PollReport(
             feed.name,
