@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from servers import FeedServer, WebhookReceiver, make_rss
 from watcher.cli import main
 from watcher.config import CONSOLE, Destination, Secret, load_config
 from watcher.errors import ConfigError
+from watcher.fetch import HttpFetcher
 from watcher.health import (
     DISABLED,
     FAILING,
@@ -29,9 +29,15 @@ from watcher.health import (
     HealthSettings,
     condition,
     display_state,
+    health_settings,
+    ops_destinations,
     transitions,
 )
 from watcher.models import FeedHealth
+from watcher.notify import Deliverer
+from watcher.pipeline import Pipeline
+from watcher.scheduler import Daemon
+from watcher.store import Store
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 SETTINGS = HealthSettings()
@@ -355,5 +361,32 @@ def test_watcher_feeds_after_failures_backoff_and_recovery(
     print(table)  # the sample in the closing note: pytest -s -k watcher_feeds_after
 
 
-def _names(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return [r["name"] for r in rows]
+def test_the_daemon_checks_health_on_a_timer(tmp_path: Path, feed_server: FeedServer) -> None:
+    url = feed_server.add("/gone", b"", status=410)
+    feeds, rules = tmp_path / "feeds.yaml", tmp_path / "rules.yaml"
+    feeds.write_text(f"defaults:\n  interval: 1h\n  start_offset: 0s\nfeeds:\n  - name: old-blog\n    url: {url}\n")
+    rules.write_text("rules: []\n")
+    config = load_config(feeds, rules)
+    out = io.StringIO()
+
+    async def go() -> None:
+        store = Store.open(str(tmp_path / "w.db"))
+        async with HttpFetcher(user_agent="watcher-test/1") as fetcher:
+            pipeline = Pipeline(store, fetcher, lambda: config.rules.rules)
+            health = HealthMonitor(store, ops_destinations(config), health_settings(config), console=out)
+            deliverer = Deliverer(store, config.rules.destinations, console=io.StringIO())
+            daemon = Daemon(config, pipeline, deliverer, load_config=lambda: config, health=health, health_interval=0.2)
+            task = asyncio.create_task(daemon.run())
+            try:
+                for _ in range(200):
+                    if "disabled: 410 Gone" in out.getvalue():
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                daemon.request_stop()
+                await task
+                pipeline.close()
+                store.close()
+
+    asyncio.run(go())
+    assert out.getvalue().count("=== ALERT [watcher] feed old-blog disabled: 410 Gone") == 1

@@ -80,9 +80,13 @@ class Daemon:
         return datetime.now(UTC) + timedelta(seconds=self.rng.uniform(0, spread))
 
     def _add_feed_job(self, feed: FeedConfig) -> None:
+        first = self._first_run(feed)
         self.scheduler.add_job(
             self._poll_job,
-            IntervalTrigger(seconds=feed.interval, start_date=self._first_run(feed), timezone=UTC),
+            IntervalTrigger(seconds=feed.interval, start_date=first, timezone=UTC),
+            # explicit: a start_date already past when the scheduler starts (a 0s offset) would otherwise
+            # put the first poll a whole interval later
+            next_run_time=first,
             args=[feed.name],
             id=f"feed:{feed.name}",
             name=f"poll {feed.name}",
