@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import pytest
 from polling import Clock, feed, harness
 from servers import FeedServer, make_rss
 
@@ -218,7 +219,9 @@ def test_rss_ttl_is_a_lower_bound_and_survives_a_304(tmp_path: Path, feed_server
     asyncio.run(go())
 
 
-def test_three_polls_of_301_move_the_feed(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_three_polls_of_301_move_the_feed(
+    tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
     new = feed_server.add("/new.xml", RSS)
     old = feed_server.add("/old.xml", b"", redirect_to="/new.xml", redirect_status=301)
     f = feed("wire", old)
@@ -234,6 +237,8 @@ def test_three_polls_of_301_move_the_feed(tmp_path: Path, feed_server: FeedServe
             await h.poll(f)
             s = h.state("wire")
             assert s.url == new and s.configured_url == old and s.redirect_count == 0
+            (moved,) = [r for r in caplog.records if "moved permanently" in r.getMessage()]
+            assert moved.levelname == "WARNING" and f"{old} -> {new}" in moved.getMessage()
             # from now on the new URL is fetched directly; re-syncing the same feeds.yaml does not undo the move
             before = feed_server.count("/old.xml")
             h.store.sync_feeds([("wire", old)], clock())
