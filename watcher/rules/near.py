@@ -9,7 +9,8 @@ The token model (what "N words" counts), on normalised text:
 * spaces and punctuation are not words.
 
 The distance between two occurrences is the number of words strictly between them: "Claude in Microsoft
-Foundry" puts 2 words between "claude" and "foundry"; adjacent or overlapping occurrences are 0 apart.
+Foundry" puts 2 words between "claude" and "foundry"; adjacent occurrences are 0 apart. Occurrences that share
+a word are no pair (one mention matched by both groups: "Stargate" as a party and as a compute word).
 ``within: N`` holds when some pair is at most N apart. The relation is symmetric: a before b or b before a.
 
 Word offsets are computed once per field and entry (cached in ``Doc.cache``), and only when both groups occur.
@@ -55,11 +56,6 @@ def tokens(doc: Doc, field: str) -> Tokens:
     return doc.memo(("tokens", field), lambda: Tokens.of(doc.text(field)))  # type: ignore[no-any-return]
 
 
-def words_between(a: tuple[int, int], b: tuple[int, int]) -> int:
-    """Words strictly between two word ranges; 0 when they touch or overlap."""
-    return max(0, max(a[0], b[0]) - min(a[1], b[1]) - 1)
-
-
 @dataclass(frozen=True)
 class Pair:
     """The closest pair of occurrences found: what `explain` and the hit's details show."""
@@ -71,38 +67,52 @@ class Pair:
     b_term: str
 
 
-def closest(doc: Doc, field: str, a: list[tuple[str, Span]], b: list[tuple[str, Span]]) -> Pair | None:
-    """The pair with the fewest words between, by one sweep over both groups sorted by position.
+_Occurrence = tuple[int, int, str, Span]  # first word, last word, term as written, character span
 
-    Sorted by first word, the best partner of an occurrence among those that start before it is the one of the
-    other group that reaches furthest (its last word is the largest). Both orders are covered, so the result is
-    the true minimum, in O((n + m) log(n + m)) however many times a term repeats in a long text.
+
+def _occurrences(tok: Tokens, group: list[tuple[str, Span]]) -> list[_Occurrence]:
+    """Occurrences with their word range, sorted by last word; one touching no word at all ("$") is dropped."""
+    out = [(*tok.words(span), src, span) for src, span in group]
+    return sorted((o for o in out if o[1] >= o[0]), key=lambda o: o[1])
+
+
+def _best_before(later: list[_Occurrence], earlier: list[_Occurrence]) -> tuple[int, _Occurrence, _Occurrence] | None:
+    """The closest pair (gap, x, y) with x in `earlier` ending before y in `later` starts.
+
+    `earlier` is sorted by last word, so the best x for each y is found by bisection: O(n log m).
+    """
+    lasts = [o[1] for o in earlier]
+    best: tuple[int, _Occurrence, _Occurrence] | None = None
+    for y in later:
+        k = bisect_left(lasts, y[0]) - 1  # the last x whose last word is before y's first word
+        if k >= 0:
+            gap = y[0] - lasts[k] - 1
+            if best is None or gap < best[0]:
+                best = (gap, earlier[k], y)
+    return best
+
+
+def closest(doc: Doc, field: str, a: list[tuple[str, Span]], b: list[tuple[str, Span]]) -> Pair | None:
+    """The pair of occurrences, one from each group, with the fewest words between them.
+
+    The two must not share a word: one mention matched by both groups ("Stargate" as a party and as a compute
+    word, "Microsoft Foundry" against a: [Microsoft] and b: [Microsoft Foundry]) is no pair. Either may come
+    first. O((n + m) log(n + m)), however many times a term repeats in a long text.
     """
     if not a or not b:
         return None
     tok = tokens(doc, field)
-    text = doc.text(field)
-    Occurrence = tuple[tuple[int, int], int, str, Span]  # (first and last word, group, term, span)
-    items: list[Occurrence] = [(tok.words(span), 0, src, span) for src, span in a]
-    items += [(tok.words(span), 1, src, span) for src, span in b]
-    items.sort(key=lambda it: it[0][0])
-    furthest: list[Occurrence | None] = [None, None]  # per group: the occurrence reaching furthest so far
-    best: tuple[int, Occurrence, Occurrence] | None = None
-    for item in items:
-        words, group = item[0], item[1]
-        other = furthest[1 - group]
-        if other is not None:
-            gap = words_between(words, other[0])
-            if best is None or gap < best[0]:
-                best = (gap, item, other) if group == 0 else (gap, other, item)
-                if gap == 0:
-                    break
-        mine = furthest[group]
-        if mine is None or words[1] > mine[0][1]:
-            furthest[group] = item
-    if best is None:
+    occ_a, occ_b = _occurrences(tok, a), _occurrences(tok, b)
+    b_first = _best_before(occ_a, occ_b)  # b ... a: (gap, b, a)
+    a_first = _best_before(occ_b, occ_a)  # a ... b: (gap, a, b)
+    if a_first is not None and (b_first is None or a_first[0] <= b_first[0]):
+        gap, x, y = a_first
+    elif b_first is not None:
+        gap, y, x = b_first
+    else:
         return None
-    gap, (_, _, src_a, (a0, a1)), (_, _, src_b, (b0, b1)) = best
+    text = doc.text(field)
+    (_, _, src_a, (a0, a1)), (_, _, src_b, (b0, b1)) = x, y
     return Pair(text[a0:a1], text[b0:b1], gap, src_a, src_b)
 
 
@@ -137,10 +147,11 @@ class Near:
         if not a or not b:
             missing = " and ".join(g for g, s in (("a", a), ("b", b)) if not s)
             why = f"no term of group {missing} found"
-        elif pair is not None and pair.gap <= self.within:
+        elif pair is None:
+            why = "the two groups only occur as one and the same mention"
+        elif pair.gap <= self.within:
             why = _show(pair)
         else:
-            assert pair is not None
             why = f"closest pair too far: {_show(pair)}"
         ok = pair is not None and pair.gap <= self.within
         return Trace(ok, self.describe(), self.line, why, kind="near")
