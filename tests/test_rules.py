@@ -323,3 +323,20 @@ def test_entity_matches_exactly_when_one_of_its_terms_does(parts: list[str], sep
 def test_amount_threshold_is_exact(n: int, form: str) -> None:
     rs = compile_one({"name": "a", "amount": {"currency": "USD", "min": 100_000_000_000}})
     assert bool(rs.match_text("cloud deal of " + form.format(n))) is (n >= 100)
+
+
+def test_explain_says_why_each_branch_of_a_failed_any_failed() -> None:
+    rs = compile_one(
+        {
+            "name": "r",
+            "any": [
+                {"all": ["claude", {"amount": {"currency": "USD", "min": 1e9}}]},
+                {"near": {"a": ["claude"], "b": ["foundry"], "within": 1}},
+            ],
+        }
+    )
+    (v,) = explain_text(rs.rules, "Claude, a $5 million deal, far away from any Foundry").verdicts
+    assert v.failure is not None and v.failure.kind == "any"
+    assert v.failure.why.startswith("no branch held: ")
+    assert "amount >= USD 1,000,000,000: found only USD 5,000,000, outside the range" in v.failure.why
+    assert 'closest pair too far: "claude" … "foundry" (8 words apart)' in v.failure.why

@@ -124,6 +124,9 @@ rules:
   - name: claude-any
     tags: [integration-roadmap]
     any: [claude]
+  - name: big-datacenters
+    tags: [azure-supply]
+    all: [data center, {{power: {{min_watts: 1e8}}}}]
 """
 
 ITEMS_A = [
@@ -177,13 +180,18 @@ def test_cooldown_one_alert_per_rule_and_story_across_feeds(polled: dict[str, An
         by_rule.setdefault(h["rule"], []).append(h)
     # both feeds' copies are stored as hits of both rules, with the same story key
     assert len(by_rule["claude-in-microsoft"]) == 2 and len(by_rule["claude-any"]) == 2
-    assert {h["story"] for h in hits} == {"t:claude now available in microsoft foundry"}
+    assert {h["story"] for h in by_rule["claude-any"]} == {"t:claude now available in microsoft foundry"}
     assert all(isinstance(h["entry_id"], int) for h in hits)
-    # three alerts: the cooled rule once, the other rule twice
-    received = hook.wait_for(3)
+    # three alerts for the story: the cooled rule once, the other rule twice; one for the data center
+    received = hook.wait_for(4)
     titles = sorted(r.body["title"] for r in received)
     assert sum(t.startswith("claude-in-microsoft:") for t in titles) == 1, titles
     assert sum(t.startswith("claude-any:") for t in titles) == 2, titles
+    # the figures that made a rule match travel with the hit and the alert
+    (dc,) = by_rule["big-datacenters"]
+    assert dc["details"] == {"amounts": ["1,000,000,000 W (1 GW)"]}
+    (alert,) = [r.body for r in received if r.body["title"].startswith("big-datacenters:")]
+    assert "Amounts: 1,000,000,000 W (1 GW)" in alert["message"]
 
 
 def test_explain_a_stored_entry(polled: dict[str, Any]) -> None:
@@ -230,7 +238,7 @@ def test_backtest_shows_the_diff_and_writes_nothing(polled: dict[str, Any]) -> N
     assert js["entries"] == 4 and js["new"] == [] and {c["rule"] for c in js["gone"]} == {"claude-any"}
     assert all(c["stored_version"] != c["current_version"] for c in js["gone"])
     assert db_state(polled["db"]) == before  # nothing written
-    assert len(polled["webhook"].received) == 3  # nothing sent
+    assert len(polled["webhook"].received) == 4  # nothing sent
 
 
 def test_backtest_without_a_database(tmp_path: Path) -> None:

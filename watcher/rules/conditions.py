@@ -96,6 +96,12 @@ class Trace:
     children: tuple[Trace, ...] = ()  # the traces of its children, in order
     kind: str = ""  # "all", "any", "none", "term"...: how first_failure() walks it
 
+    def brief(self, limit: int = 100) -> str:
+        """``line N: what: why``, the node's text cut at `limit` characters."""
+        what = self.what if len(self.what) <= limit else self.what[: limit - 1] + "…"
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{what}: {self.why}"
+
     def first_failure(self) -> Trace | None:
         """The condition to blame when the node does not hold: in an ``all``, its first failing child (searched
         recursively); anything else is itself the failure (an ``any`` where nothing held, a ``none`` where
@@ -312,7 +318,13 @@ class AnyOf:
     def explain(self, doc: Doc) -> Trace:
         traces = tuple(c.explain(doc) for c in self.children)
         held = [t.what for t in traces if t.ok]
-        why = "held: " + ", ".join(held) if held else "none of them found"
+        if held:
+            why = "held: " + ", ".join(held)
+        elif all(t.kind == "term" for t in traces):
+            why = "none of them found"
+        else:  # say why each branch failed, each at its own line
+            reasons = [f.brief() for t in traces if (f := t.first_failure()) is not None]
+            why = "no branch held: " + " | ".join(reasons)
         return Trace(bool(held), self.describe(), self.line, why, traces, kind="any")
 
     def terms(self) -> Iterator[Term]:

@@ -111,8 +111,4 @@ def describe_outcome(v: Verdict) -> str:
         for kind, values in v.details.items():
             parts.append(f"{kind}: " + "; ".join(str(x) for x in values))
         return "; ".join(parts)
-    f = v.failure
-    if f is None:  # pragma: no cover - a failed trace always has a failure
-        return "did not match"
-    where = f"line {f.line}: " if f.line is not None else ""
-    return f"{where}{f.what}: {f.why}"
+    return v.failure.brief() if v.failure is not None else "did not match"

@@ -145,8 +145,8 @@ class Near:
         a, b = self._spans(doc, self.a), self._spans(doc, self.b)
         pair = closest(doc, self.field, a, b)
         if not a or not b:
-            missing = " and ".join(g for g, s in (("a", a), ("b", b)) if not s)
-            why = f"no term of group {missing} found"
+            missing = [g for g, s in (("a", a), ("b", b)) if not s]
+            why = f"no term of group {missing[0]} found" if len(missing) == 1 else "no term of either group found"
         elif pair is None:
             why = "the two groups only occur as one and the same mention"
         elif pair.gap <= self.within:
