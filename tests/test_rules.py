@@ -18,6 +18,7 @@ from watcher.rules import RuleSet
 from watcher.rules.compile import RuleCompiler
 from watcher.rules.conditions import Evidence
 from watcher.rules.explain import explain_text
+from watcher.rules.matcher import Feedinfo
 from watcher.rules.measures import amounts
 from watcher.rules.normalize import normalize
 from watcher.yamlsrc import Source
@@ -340,3 +341,11 @@ def test_explain_says_why_each_branch_of_a_failed_any_failed() -> None:
     assert v.failure.why.startswith("no branch held: ")
     assert "amount >= USD 1,000,000,000: found only USD 5,000,000, outside the range" in v.failure.why
     assert 'closest pair too far: "claude" … "foundry" (8 words apart)' in v.failure.why
+
+
+def test_shipped_compute_rule_reads_anthropics_own_feeds_through_the_feed_field() -> None:
+    rules = load_rules(ROOT / "rules.yaml", {}).rules
+    entry = Entry(key="k", title="Expanding our use of Google Cloud TPUs and Services", link="")
+    own = [h.rule for h in rules.match(entry, Feedinfo("anthropic-news", ("anthropic", "mirror")))]
+    other = [h.rule for h in rules.match(entry, Feedinfo("techcrunch-ai", ("press",)))]
+    assert "compute-deals" in own and "compute-deals" not in other
