@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 FIELDS = ("text", "title", "summary", "content", "author", "categories", "link", "feed")
@@ -211,9 +212,25 @@ class EntityRef:
     field: str = "text"
     line: int | None = None
 
+    @cached_property
+    def _index(self) -> dict[tuple[str, str], str]:
+        """(field, phrase) -> the term as written, for lookups from either side (built on first use)."""
+        index: dict[tuple[str, str], str] = {}
+        for t in self.members:
+            index.setdefault((t.field, t.phrase), t.source)
+        return index
+
+    def _found(self, doc: Doc) -> Iterator[tuple[tuple[str, str], str]]:
+        """The members the prefilter found, as (key, term as written). An entity may list dozens of terms while
+        an entry holds a handful: walk whichever side is smaller."""
+        index, found = self._index, doc.found
+        if len(found) < len(index):
+            return ((k, index[k]) for k in found if k in index)
+        return ((k, src) for k, src in index.items() if k in found)
+
     def spans(self, doc: Doc) -> list[tuple[str, Span]]:
         found = doc.found
-        hits = [(t.source, s) for t in self.members for s in found.get((t.field, t.phrase), ())]
+        hits = [(src, span) for key, src in self._found(doc) for span in found[key]]
         if not hits or not self.exclude:
             return hits
         masks = [m for x in self.exclude for m in found.get((x.field, x.phrase), ())]
@@ -224,10 +241,9 @@ class EntityRef:
     def evaluate(self, doc: Doc, ev: Evidence) -> bool:
         if not self.exclude:  # the common case: as cheap as a list of terms
             ok = False
-            for t in self.members:
-                if (t.field, t.phrase) in doc.found:
-                    ev.add_term(t.source)
-                    ok = True
+            for _, src in self._found(doc):
+                ev.add_term(src)
+                ok = True
             return ok
         spans = self.spans(doc)
         for src, _ in spans:

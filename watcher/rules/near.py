@@ -22,6 +22,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from .conditions import Doc, Evidence, Span, SpanSource, Term, Trace
 
@@ -126,10 +127,25 @@ class Near:
     field: str = "text"
     line: int | None = None
 
+    @cached_property
+    def _keys(self) -> tuple[frozenset[tuple[str, str]] | None, frozenset[tuple[str, str]] | None]:
+        """Per group, the (field, phrase) keys of its terms, or None when a regex makes it need no term."""
+
+        def keys(group: tuple[SpanSource, ...]) -> frozenset[tuple[str, str]] | None:
+            if not all(i.requires_literal() for i in group):
+                return None
+            return frozenset((t.field, t.phrase) for i in group for t in i.terms())
+
+        return keys(self.a), keys(self.b)
+
     def _spans(self, doc: Doc, group: tuple[SpanSource, ...]) -> list[tuple[str, Span]]:
         return [s for item in group for s in item.spans(doc)]
 
     def evaluate(self, doc: Doc, ev: Evidence) -> bool:
+        found = doc.found.keys()
+        for keys in self._keys:  # a set operation rules most entries out before any span is looked at
+            if keys is not None and found.isdisjoint(keys):
+                return False
         a = self._spans(doc, self.a)
         if not a:
             return False
