@@ -16,10 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+def subcommands(parser: argparse.ArgumentParser | None = None, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command, nested ones included ("rules test"), with its parser."""
+    parser = parser or build_parser()
+    out: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out[prefix + name] = sub
+                out.update(subcommands(sub, prefix + name + " "))
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(subcommands()))
@@ -55,10 +61,11 @@ def test_readme_rules_example_loads_and_its_examples_pass(tmp_path: Path) -> Non
     p.write_text(yaml_block_after("### rules.yaml"), encoding="utf-8")
     env = {"SLACK_WEBHOOK_URL": "json://127.0.0.1:9/x", "SMTP_USER": "u", "SMTP_PASSWORD": "p"}
     cfg = load_rules(p, env)
-    (rule,) = cfg.rules.rules
-    assert rule.examples
-    for ex in rule.examples:
-        assert bool(RuleSet([rule]).match_text(ex.text)) is ex.should_match, ex.text
+    assert cfg.rules.rules
+    for rule in cfg.rules.rules:
+        assert rule.examples, rule.name
+        for ex in rule.examples:
+            assert bool(RuleSet([rule]).match_text(ex.text)) is ex.should_match, f"{rule.name}: {ex.text}"
 
 
 def test_readme_quick_start_commands_are_the_ci_commands() -> None:

@@ -241,7 +241,7 @@ class RulesConfig:
         return self.rules.get(name)
 
 
-RULES_FILE_KEYS = ("notify", "defaults", "rules")
+RULES_FILE_KEYS = ("notify", "defaults", "rates", "entities", "rules")
 RULES_DEFAULT_KEYS = ("notify", "severity")
 
 
@@ -258,7 +258,7 @@ def load_rules(path: str | os.PathLike[str], environ: Mapping[str, str] | None =
     if doc is None:
         doc = {}
     if not isinstance(doc, Mapping):
-        src.error(1, "rules.yaml must be a mapping with 'notify:', 'defaults:' and 'rules:'")
+        src.error(1, "rules.yaml must be a mapping with 'rules:' (and 'notify:', 'defaults:', 'entities:', 'rates:')")
         src.raise_if_issues()
     src.check_keys(doc, RULES_FILE_KEYS, "rules.yaml")
 
@@ -319,6 +319,8 @@ def load_rules(path: str | os.PathLike[str], environ: Mapping[str, str] | None =
         default_severity = src.string(dblock, "severity", "defaults", default_severity) or default_severity
 
     compiler = RuleCompiler(src)
+    compiler.read_rates(doc)
+    compiler.read_entities(doc)
     seq = src.sequence(doc, "rules", "rules.yaml")
     rules = compiler.rules(seq or [])
     resolved: list[Rule] = []

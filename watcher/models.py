@@ -129,6 +129,7 @@ class Hit:
     notify: tuple[str, ...]  # destination names
     matched: tuple[str, ...]  # the terms / values that made it match, as found in the text
     details: Mapping[str, Any] = field(default_factory=dict)  # extra facts (amounts, spans) kept with the hit
+    cooldown: float | None = None  # seconds: no second alert for the same rule and story within it (not stored)
 
 
 # --- poll outcome ------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from .errors import StoreError
 from .models import Entry, FeedHealth, FeedState, Hit
 from .policy import Decision
+from .story import story_key
 
 log = logging.getLogger("watcher.store")
 
@@ -111,11 +112,12 @@ hits = sa.Table(
     sa.Column("severity", sa.String(20), nullable=False),
     sa.Column("matched", sa.JSON, nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("story", sa.String(320), nullable=False, server_default=""),  # story.story_key(): for cooldowns
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("entry_id", "rule", name="uq_hits_entry_rule"),
 )
 sa.Index("ix_hits_created", hits.c.created_at)
-sa.Index("ix_hits_rule", hits.c.rule)
+sa.Index("ix_hits_rule_story", hits.c.rule, hits.c.story, hits.c.created_at)
 
 alerts = sa.Table(
     "alerts",
@@ -196,6 +198,17 @@ class PollWrite:
     warning: str | None = None  # a recoverable parse problem, shown in `watcher feeds`
     decision: Decision | None = None  # next poll, redirect streak, move (policy.py); None: leave as is
     ttl: float | None = None  # the feed's RSS <ttl> in seconds, kept for the polls answered by a 304
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as stored, with the rules that matched it when it arrived (for explain and backtest)."""
+
+    id: int  # entries.id, as `watcher hits --json` shows it (entry_id)
+    feed: str  # the feed's name
+    entry: Entry
+    first_seen: datetime
+    hits: Mapping[str, str]  # rule name -> rule_version of the stored hit
 
 
 @dataclass(frozen=True)
@@ -401,6 +414,7 @@ class Store:
             alert_ins = self._insert(conn, alerts)
             for key, entry_id in inserted.items():
                 entry = by_key[key]
+                story = story_key(entry.title, entry.link)
                 for hit in w.hits.get(key, ()):
                     hit_id = conn.execute(
                         hit_ins.values(
@@ -411,6 +425,7 @@ class Store:
                             severity=hit.severity,
                             matched=list(hit.matched),
                             details=dict(hit.details),
+                            story=story,
                             created_at=w.now,
                         )
                         .on_conflict_do_nothing(index_elements=["entry_id", "rule"])
@@ -421,6 +436,12 @@ class Store:
                     n_hits += 1
                     if w.alert_cutoff is not None and (entry.published is None or entry.published < w.alert_cutoff):
                         continue  # backlog of a new feed: stored, not alerted
+                    if (
+                        hit.cooldown
+                        and story
+                        and self._alerted_within(conn, hit.rule, story, hit_id, w.now, hit.cooldown)
+                    ):
+                        continue  # the same story already alerted for this rule: stored, not alerted again
                     for dest in dict.fromkeys(hit.notify):
                         conn.execute(
                             alert_ins.values(
@@ -464,6 +485,26 @@ class Store:
             conn.execute(
                 sa.update(feeds).where(feeds.c.id == feed_id).values(health_alert=condition, health_alert_at=now)
             )
+
+    @staticmethod
+    def _alerted_within(conn: Connection, rule: str, story: str, hit_id: int, now: datetime, seconds: float) -> bool:
+        """Whether another hit of `rule` on `story`, recorded within `seconds` before `now`, created an alert.
+
+        Only alerted hits count, so a story first seen in a new feed's backlog (stored, not alerted) still alerts
+        when it comes again, and a story repeated every few hours alerts again once a full period has passed.
+        """
+        q = (
+            sa.select(hits.c.id)
+            .where(
+                hits.c.rule == rule,
+                hits.c.story == story,
+                hits.c.id != hit_id,
+                hits.c.created_at >= now - timedelta(seconds=seconds),
+                sa.exists().where(alerts.c.hit_id == hits.c.id),
+            )
+            .limit(1)
+        )
+        return conn.execute(q).first() is not None
 
     # --- alerts ------------------------------------------------------------------------------------------
 
@@ -559,12 +600,14 @@ class Store:
         q = (
             sa.select(
                 hits.c.id,
+                hits.c.entry_id,
                 hits.c.rule,
                 hits.c.rule_version,
                 hits.c.tags,
                 hits.c.severity,
                 hits.c.matched,
                 hits.c.details,
+                hits.c.story,
                 hits.c.created_at,
                 entries.c.title,
                 entries.c.link,
@@ -586,6 +629,7 @@ class Store:
         return [
             {
                 "id": r.id,
+                "entry_id": r.entry_id,
                 "rule": r.rule,
                 "rule_version": r.rule_version,
                 "tags": list(r.tags),
@@ -596,6 +640,7 @@ class Store:
                 "published": _iso(r.published or r.first_seen),
                 "matched": list(r.matched),
                 "details": r.details or {},
+                "story": r.story,
                 "first_seen": _iso(r.first_seen),
             }
             for r in rows
@@ -653,6 +698,66 @@ class Store:
                 )
             )
         return out
+
+    # --- stored entries (rules explain / backtest) ---------------------------------------------------------
+
+    def count_entries(self, since: datetime | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(entries)
+        if since is not None:
+            q = q.where(entries.c.first_seen >= since)
+        with self.begin() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def stored_entry(self, entry_id: int) -> StoredEntry | None:
+        batch = self._stored(entries.c.id == entry_id)
+        return batch[0] if batch else None
+
+    def stored_entries(self, since: datetime | None = None, batch: int = 500) -> Iterator[list[StoredEntry]]:
+        """Every entry (first seen at/after `since`), oldest first, in batches: one short read each, so a long
+        backtest never holds the database while it matches."""
+        last = 0
+        while True:
+            cond = entries.c.id > last
+            if since is not None:
+                cond = sa.and_(cond, entries.c.first_seen >= since)
+            rows = self._stored(cond, limit=batch)
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].id
+
+    def _stored(self, where: Any, limit: int | None = None) -> list[StoredEntry]:
+        q = sa.select(entries, feeds.c.name.label("feed")).join(feeds, entries.c.feed_id == feeds.c.id).where(where)
+        q = q.order_by(entries.c.id)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.begin() as conn:
+            rows = conn.execute(q).all()
+            ids = [r.id for r in rows]
+            found: dict[int, dict[str, str]] = {i: {} for i in ids}
+            if ids:
+                hq = sa.select(hits.c.entry_id, hits.c.rule, hits.c.rule_version).where(hits.c.entry_id.in_(ids))
+                for h in conn.execute(hq):
+                    found[h.entry_id][h.rule] = h.rule_version
+        return [
+            StoredEntry(
+                id=r.id,
+                feed=r.feed,
+                entry=Entry(
+                    key=r.key,
+                    title=r.title,
+                    link=r.link,
+                    summary=r.summary,
+                    content=r.content,
+                    author=r.author,
+                    categories=tuple(r.categories or ()),
+                    published=r.published,
+                ),
+                first_seen=r.first_seen,
+                hits=found[r.id],
+            )
+            for r in rows
+        ]
 
     def feeds_overview(self) -> list[dict[str, Any]]:
         n_entries = sa.select(sa.func.count()).where(entries.c.feed_id == feeds.c.id).scalar_subquery()

@@ -66,6 +66,8 @@ class RuleSet:
             for term in rule.root.terms():
                 self._index.setdefault((term.field, term.phrase), set()).add(i)
                 phrases.setdefault(term.field, set()).add(term.phrase)
+            for term in rule.root.masks():  # exclusions: found, so they can void a term, but never a trigger
+                phrases.setdefault(term.field, set()).add(term.phrase)
             if not rule.root.requires_literal():
                 self._always.append(i)
         for field, words in phrases.items():
@@ -122,6 +124,7 @@ class RuleSet:
                         notify=rule.notify,
                         matched=tuple(ev.terms),
                         details=dict(ev.details),
+                        cooldown=rule.cooldown,
                     )
                 )
         return hits
