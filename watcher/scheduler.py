@@ -17,11 +17,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config, FeedConfig
 from .errors import ConfigError
-from .notify import Deliverer
+from .notify import Deliverer, Renderer
 from .pipeline import Pipeline
 
 log = logging.getLogger("watcher.daemon")
@@ -51,6 +52,8 @@ class Daemon:
         self.rng = rng or random.Random()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._inflight: set[asyncio.Task[object]] = set()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._drain_again = False
         self._stop = asyncio.Event()
         self._mtimes = self._config_mtimes()
         self.cycles = 0
@@ -109,11 +112,45 @@ class Daemon:
     async def _poll_and_deliver(self, feed: FeedConfig) -> None:
         report = await self.pipeline.poll_feed(feed)
         if report.alerts:
-            await self.deliverer.deliver_pending()
+            self.request_drain()  # a task of its own: a hanging destination never holds up this feed's polls
 
     async def _deliver_job(self) -> None:
-        if not self._stop.is_set():
-            await self._tracked(self.deliverer.deliver_pending())
+        self.request_drain()
+
+    def request_drain(self) -> None:
+        """Drain the outbox now; if a drain is running, run one more right after it (it may have missed rows)."""
+        if self._stop.is_set():
+            return
+        if self._drain_task is not None and not self._drain_task.done():
+            self._drain_again = True
+            return
+        self._drain_task = asyncio.get_running_loop().create_task(self._tracked(self._drain()))
+
+    async def _drain(self) -> None:
+        while True:
+            self._drain_again = False
+            try:
+                report = await self.deliverer.deliver_pending()
+                if report.sent or report.failed:
+                    log.debug("drain: %d sent, %d failed, %d held", report.sent, report.failed, report.held)
+                self._schedule_next_drain(await self.deliverer.next_due())
+            except Exception:  # the database or a bug: log it, the next drain tries again
+                log.exception("alert delivery failed; retrying at the next drain")
+            if not self._drain_again or self._stop.is_set():
+                return
+
+    def _schedule_next_drain(self, due: datetime | None) -> None:
+        """Wake up exactly when the next held digest or retry is due (the 30 s job is only a safety net)."""
+        if due is None or self._stop.is_set():
+            return
+        at = max(due, datetime.now(UTC) + timedelta(seconds=1))
+        self.scheduler.add_job(
+            self._deliver_job,
+            DateTrigger(run_date=at, timezone=UTC),
+            id="deliver-due",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     # --- reload ------------------------------------------------------------------------------------------
 
@@ -135,7 +172,7 @@ class Daemon:
                 log.error("config not reloaded: %s", issue)
             return False
         old, self.config = self.config, new
-        self.deliverer.destinations = new.rules.destinations
+        self.deliverer.update(new.rules.destinations, new.rules.rule_policies, Renderer(new.rules.templates))
         self.sync_jobs(old)
         log.info("configuration reloaded: %d feeds, %d rules", len(new.feeds.enabled), len(new.rules.rules))
         return True

@@ -11,10 +11,11 @@ from ..config import Config, check_all
 from ..durations import DurationError, parse_duration
 from ..errors import ConfigError
 from ..fetch import HttpFetcher
-from ..notify import Deliverer
 from ..pipeline import Pipeline
 from ..store import Store
-from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, load, open_store
+from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, load, make_deliverer, open_store
+
+DELIVERY_LOCK_WAIT = 30.0  # seconds `watcher poll` waits for another process's delivery to finish
 
 
 def register(sub: Subparsers) -> None:
@@ -77,8 +78,7 @@ async def _poll(config: Config, store: Store) -> int:
             reports = await pipeline.poll_many(feeds)
         finally:
             pipeline.close()
-    deliverer = Deliverer(store, config.rules.destinations)
-    delivery = await deliverer.deliver_pending()
+    delivery = await make_deliverer(config, store).deliver_pending(wait=DELIVERY_LOCK_WAIT)
     ok = sum(r.status == "ok" for r in reports)
     nm = sum(r.status == "not-modified" for r in reports)
     failed = [r for r in reports if r.status == "failed"]
@@ -86,7 +86,9 @@ async def _poll(config: Config, store: Store) -> int:
         f"polled {len(reports)} feeds: {ok} ok, {nm} not modified, {len(failed)} failed; "
         f"{sum(r.new_entries for r in reports)} new entries, {sum(r.hits for r in reports)} hits, "
         f"{delivery.sent} alerts sent"
-        + (f", {delivery.failed} alerts failed (kept for retry)" if delivery.failed else ""),
+        + (f", {delivery.held} held for a digest" if delivery.held else "")
+        + (f", {delivery.failed} alerts failed (kept for retry)" if delivery.failed else "")
+        + ("; another watcher process is delivering: alerts left to it" if delivery.busy else ""),
         file=sys.stderr,
     )
     for r in failed:
@@ -120,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             await asyncio.to_thread(store.sync_feeds, [(f.name, f.url) for f in config.feeds.feeds], datetime.now(UTC))
             daemon: Daemon | None = None
             pipeline = Pipeline(store, fetcher, lambda: daemon.config.rules.rules if daemon else config.rules.rules)
-            deliverer = Deliverer(store, config.rules.destinations)
+            deliverer = make_deliverer(config, store)
             daemon = Daemon(config, pipeline, deliverer, load_config=lambda: load(args), drain_deadline=drain)
             try:
                 await daemon.run()

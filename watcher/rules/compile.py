@@ -18,7 +18,21 @@ from .conditions import FIELDS, KINDS, AllOf, AnyOf, Condition, NoneOf, Regex, T
 from .model import SEVERITIES, Example, Rule
 from .normalize import normalize
 
-RULE_KEYS = ("name", "description", "tags", "severity", "notify", "cooldown", "enabled", "examples", "in", "flags")
+# mode, digest and quiet_hours are a rule's delivery settings: config.py reads them (watcher.notify.settings)
+DELIVERY_KEYS = ("mode", "digest", "quiet_hours")
+RULE_KEYS = (
+    "name",
+    "description",
+    "tags",
+    "severity",
+    "notify",
+    "cooldown",
+    "enabled",
+    "examples",
+    "in",
+    "flags",
+    *DELIVERY_KEYS,
+)
 CONDITION_KEYS = (*KINDS, "in", "flags")
 _REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "a": re.ASCII}
 
@@ -36,7 +50,7 @@ def plain(node: Any) -> Any:
 
 def rule_version(node: Mapping[str, Any]) -> str:
     """A short hash of what decides matching (not the description or the examples)."""
-    body = {k: v for k, v in plain(node).items() if k not in ("description", "examples")}
+    body = {k: v for k, v in plain(node).items() if k not in ("description", "examples", *DELIVERY_KEYS)}
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
 
 
