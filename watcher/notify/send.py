@@ -50,7 +50,15 @@ class Sender:
         if result:
             return True, ""
         reason = result.status.name
-        errors = [e.message for e in result.logs() if getattr(e, "level", 0) >= logging.WARNING]
+        errors = [e.message for e in result.logs() if _level(getattr(e, "level", 0)) >= logging.WARNING]
         if errors:
             reason += ": " + str(errors[-1])[:300]
         return False, redact(f"{secret.label}: {reason}", [secret])
+
+
+def _level(level: object) -> int:
+    """apprise 2.3 gives a level name ("WARNING"); older versions gave a number."""
+    if isinstance(level, int):
+        return level
+    value = logging.getLevelName(str(level).upper())
+    return value if isinstance(value, int) else 0
