@@ -67,9 +67,13 @@ class Daemon:
         return datetime.now(UTC) + timedelta(seconds=self.rng.uniform(0, spread))
 
     def _add_feed_job(self, feed: FeedConfig) -> None:
+        first = self._first_run(feed)
         self.scheduler.add_job(
             self._poll_job,
-            IntervalTrigger(seconds=feed.interval, start_date=self._first_run(feed), timezone=UTC),
+            IntervalTrigger(seconds=feed.interval, start_date=first, timezone=UTC),
+            # explicit: jobs added before start() would otherwise skip a start_date already past at start()
+            # (start_offset: 0s meant a first poll one interval late)
+            next_run_time=first,
             args=[feed.name],
             id=f"feed:{feed.name}",
             name=f"poll {feed.name}",
