@@ -97,7 +97,7 @@ rules:
         ),
         (
             "notify:\n  e:\n    urls: [json://h/x]\n    rate_limit: lots\n",
-            "rules.yaml:4: 'rate_limit' in destination 'e' must be a number of alerts per hour (write e.g. rate_limit: 10/h)",
+            "rules.yaml:4: 'rate_limit' in destination 'e' must be a number of alerts per hour (write e.g. rate_",
         ),
         (
             "notify:\n  e:\n    urls: [json://h/x]\n    fallback: slak\n  slack: [json://h/y]\n",
