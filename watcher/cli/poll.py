@@ -62,7 +62,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load(args)
     print(
         f"ok: {len(config.feeds.feeds)} feeds ({len(config.feeds.enabled)} enabled), "
-        f"{len(config.rules.rules)} rules, destinations: {', '.join(config.rules.destinations)}"
+        f"{len(config.rules.rules)} rules, destinations: "
+        + "; ".join(
+            name
+            if d.is_console
+            else f"{name} ({len(d.urls)} URL{'s' if len(d.urls) != 1 else ''}, {d.policy.describe()})"
+            for name, d in config.rules.destinations.items()
+        )
     )
     return 0
 

@@ -111,6 +111,17 @@ class DeliveryPolicy:
     max_attempts: int = MAX_ATTEMPTS  # failed attempts before an alert is dead-lettered
     max_age: float = MAX_AGE  # seconds: an alert failing for longer is dead-lettered
 
+    def describe(self) -> str:
+        """A short, secret-free summary for `watcher check`: "digest daily at 08:00 Asia/Tokyo, quiet ..."."""
+        parts = [f"digest {self.digest.describe()}" if self.mode == "digest" else "instant"]
+        if self.quiet_hours is not None:
+            parts.append(f"quiet {self.quiet_hours.describe()}")
+        if self.rate_limit is not None:
+            parts.append(f"max {self.rate_limit}/h")
+        if self.fallback:
+            parts.append(f"fallback {self.fallback}")
+        return ", ".join(parts)
+
     def overridden(self, override: PolicyOverride | None) -> DeliveryPolicy:
         """This policy with a rule's own mode / digest / quiet_hours in place of the destination's."""
         if override is None:
