@@ -115,7 +115,9 @@ class Daemon:
 
     async def _poll_and_deliver(self, feed: FeedConfig) -> None:
         report = await self.pipeline.poll_feed(feed)
-        if report.alerts:
+        if report.alerts and self._stop.is_set():
+            await self.deliverer.deliver_pending()  # stopping: the poll in flight delivers what it found
+        elif report.alerts:
             self.request_drain()  # a task of its own: a hanging destination never holds up this feed's polls
 
     async def _deliver_job(self) -> None:
@@ -228,19 +230,20 @@ class Daemon:
             await self._stop.wait()
         finally:
             self.scheduler.pause()
-            pending = set(self._inflight)
-            if pending:
-                _, still = await asyncio.wait(pending, timeout=self.drain_deadline)
+            deadline = loop.time() + self.drain_deadline
+            while self._inflight and loop.time() < deadline:  # a finishing poll may start a drain: wait for it too
+                await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - loop.time()))
+            still = set(self._inflight)
+            if still:
                 for t in still:
                     t.cancel()
-                if still:
-                    log.warning(
-                        "%d polls did not finish within %gs and were cancelled (their feeds are polled "
-                        "again next start; nothing was half-written)",
-                        len(still),
-                        self.drain_deadline,
-                    )
-                    await asyncio.gather(*still, return_exceptions=True)
+                log.warning(
+                    "%d polls or deliveries did not finish within %gs and were cancelled (feeds are polled and "
+                    "pending alerts sent again at the next start; nothing was half-written)",
+                    len(still),
+                    self.drain_deadline,
+                )
+                await asyncio.gather(*still, return_exceptions=True)
             self.scheduler.shutdown(wait=False)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -533,6 +533,11 @@ def _state(r: Any) -> FeedState:
 
 def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if dt else None
+
+
+def backoff(attempts: int, base: float = 30.0, cap: float = 6 * 3600) -> timedelta:
+    """Delay before the next attempt: exponential, capped, no jitter (alerts use notify.policy.retry_delay)."""
+    return timedelta(seconds=min(cap, base * (2 ** max(0, attempts - 1))))
 
 
 def dumps(value: Any) -> str:
