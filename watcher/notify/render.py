@@ -19,6 +19,7 @@ templates directory; the built-in one is used otherwise. Each file defines four 
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from markupsafe import Markup, escape
 
 from ..store import PendingAlert
 from .destinations import KINDS, ChannelKind
+
+log = logging.getLogger("watcher.notify")
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 MAX_TITLE = 200
@@ -300,9 +303,7 @@ class Renderer:
         if strict:
             raise problem
         # a broken user template must not stop alerts: the built-in one takes over, and the log says why
-        import logging
-
-        logging.getLogger("watcher.notify").warning("%s; using the built-in %s template", problem, kind)
+        log.warning("%s; using the built-in %s template", problem, kind)
         return self._render_in(self._builtin[kind], name, block, ctx)
 
     @staticmethod
