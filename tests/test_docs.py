@@ -28,10 +28,26 @@ def subcommands(parser: argparse.ArgumentParser | None = None, prefix: str = "")
     return out
 
 
-@pytest.mark.parametrize("name", sorted(subcommands()))
+def nested(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The sub-commands of a command (`alerts retry`, `notify test`), if it has any."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return dict(a.choices)
+    return {}
+
+
+def all_commands() -> dict[str, argparse.ArgumentParser]:
+    out: dict[str, argparse.ArgumentParser] = {}
+    for name, parser in subcommands().items():
+        out[name] = parser
+        out.update({f"{name} {sub}": p for sub, p in nested(parser).items()})
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(all_commands()))
 def test_every_command_and_option_is_documented(name: str) -> None:
     assert f"`watcher {name}" in README, f"README's command reference lacks `watcher {name}`"
-    for action in subcommands()[name]._actions:
+    for action in all_commands()[name]._actions:
         for opt in action.option_strings:
             if opt not in ("-h", "--help"):
                 assert opt in README, f"README does not mention {opt} of `watcher {name}`"
@@ -72,3 +88,21 @@ def test_readme_quick_start_commands_are_the_ci_commands() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     test_cmd = re.findall(r"```sh\n(.*?)\n```", README, re.S)[1]
     assert test_cmd in ci, "the README's test command and .ci/run drifted apart"
+
+
+def test_readme_destinations_example_loads(tmp_path: Path) -> None:
+    p = tmp_path / "rules.yaml"
+    p.write_text(yaml_block_after("### Destinations and delivery"), encoding="utf-8")
+    env = {"SLACK_WEBHOOK_URL": "slack://T/B/C", "SMTP_USER": "u", "SMTP_PASSWORD": "p"}
+    cfg = load_rules(p, env)
+    email = cfg.destinations["email"].policy
+    assert email.mode == "digest" and email.rate_limit == 10 and email.fallback == "slack"
+    assert email.quiet_hours is not None and email.quiet_hours.timezone == "Europe/Paris"
+    assert cfg.rule_policies["rival-roundup"].mode == "digest"
+
+
+def test_readme_templates_example_loads(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    p = tmp_path / "rules.yaml"
+    p.write_text(yaml_block_after("### Templates") + "rules: []\n", encoding="utf-8")
+    assert load_rules(p, {}).templates == str((tmp_path / "templates").resolve())

@@ -10,6 +10,7 @@ import pytest
 
 from watcher.errors import StoreError
 from watcher.models import Entry, Hit
+from watcher.notify.alertdb import AlertDB
 from watcher.store import PollWrite, Store
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -79,24 +80,27 @@ def test_backfill_cutoff_stores_hits_but_alerts_only_recent(store: Store) -> Non
         store, [old, recent, undated], {k: [hit()] for k in ("old", "new", "undated")}, cutoff=NOW - timedelta(days=2)
     )
     assert counts == (3, 3, 1)
-    (pending,) = store.pending_alerts(NOW)
+    (pending,) = AlertDB(store).due(NOW)
     assert pending.title == "title new"
 
 
 def test_one_alert_per_destination(store: Store) -> None:
     write(store, [entry("a")], {"a": [hit(notify=("slack", "email", "slack"))]})
-    assert sorted(a.destination for a in store.pending_alerts(NOW)) == ["email", "slack"]
+    assert sorted(a.destination for a in AlertDB(store).due(NOW)) == ["email", "slack"]
 
 
 def test_outbox_states(store: Store) -> None:
+    db = AlertDB(store)
     write(store, [entry("a")], {"a": [hit()]})
-    (a,) = store.pending_alerts(NOW)
-    store.mark_failed(a.id, "down", NOW + timedelta(minutes=5), ["t1"])
-    assert store.pending_alerts(NOW) == []
-    (again,) = store.pending_alerts(NOW + timedelta(minutes=5))
+    (a,) = db.due(NOW)
+    db.record_delivered([a.id], "t1", "slack[0] (slack://)", NOW)
+    db.mark_failed(a.id, attempts=1, error="down", next_attempt_at=NOW + timedelta(minutes=5), dead=False, now=NOW)
+    assert db.due(NOW) == []
+    (again,) = db.due(NOW + timedelta(minutes=5))
     assert again.attempts == 1 and again.delivered == ("t1",)
-    store.mark_sent(a.id, NOW, ["t1", "t2"])
-    assert store.pending_alerts(NOW + timedelta(days=1)) == []
+    assert again.targets["t1"]["state"] == "sent" and again.targets["t1"]["label"] == "slack[0] (slack://)"
+    db.mark_sent([a.id], NOW)
+    assert db.due(NOW + timedelta(days=1)) == []
     assert store.alert_counts() == {"sent": 1}
 
 

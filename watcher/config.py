@@ -17,13 +17,18 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import ConfigError, ConfigIssue
+from .notify.destinations import KINDS
+from .notify.destinations import Destination as Destination  # re-exported: defined with the notify package
+from .notify.destinations import Secret as Secret
+from .notify.policy import PolicyOverride
+from .notify.render import Renderer
+from .notify.settings import CONSOLE as CONSOLE
+from .notify.settings import parse_destinations, parse_override
 from .rules import Rule, RuleSet
 from .rules.compile import RuleCompiler
 from .yamlsrc import Source
 
 DEFAULT_USER_AGENT = f"watcher/{__version__} (+https://github.com/watcher-news/watcher; news monitoring)"
-CONSOLE = "console"
-"""The built-in destination that prints alerts to standard output; used when no notifier is configured."""
 
 # --- feeds.yaml ------------------------------------------------------------------------------------------
 
@@ -194,60 +199,21 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
 # --- rules.yaml ------------------------------------------------------------------------------------------
 
 
-class Secret:
-    """A destination URL: it holds tokens, so it never prints in clear (repr, str, logs, errors)."""
-
-    __slots__ = ("_value", "label")
-
-    def __init__(self, value: str, label: str) -> None:
-        self._value = value
-        self.label = label  # e.g. "slack[0] (slack://)" : what a log line may show
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({self.label})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-@dataclass(frozen=True)
-class Destination:
-    """A named list of apprise URLs (or the console)."""
-
-    name: str
-    urls: tuple[Secret, ...] = ()  # empty for the console
-
-    @property
-    def is_console(self) -> bool:
-        return not self.urls
-
-
 @dataclass(frozen=True)
 class RulesConfig:
     path: str
     destinations: Mapping[str, Destination]
     rules: RuleSet
     default_notify: tuple[str, ...] = (CONSOLE,)
+    rule_policies: Mapping[str, PolicyOverride] = field(default_factory=dict)  # rule name -> its delivery keys
+    templates: str | None = None  # the user's templates directory (absolute), or None for the built-in ones
 
     def rule(self, name: str) -> Rule | None:
         return self.rules.get(name)
 
 
-RULES_FILE_KEYS = ("notify", "defaults", "rates", "entities", "rules")
+RULES_FILE_KEYS = ("notify", "defaults", "rates", "entities", "rules", "templates")
 RULES_DEFAULT_KEYS = ("notify", "severity")
-
-
-def _scheme_label(name: str, i: int, url: str) -> str:
-    scheme = url.split("://", 1)[0] if "://" in url else "?"
-    return f"{name}[{i}] ({scheme}://)"
 
 
 def load_rules(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> RulesConfig:
@@ -262,44 +228,8 @@ def load_rules(path: str | os.PathLike[str], environ: Mapping[str, str] | None =
         src.raise_if_issues()
     src.check_keys(doc, RULES_FILE_KEYS, "rules.yaml")
 
-    destinations: dict[str, Destination] = {CONSOLE: Destination(CONSOLE)}
-    block = src.mapping(doc, "notify", "rules.yaml")
-    for name, value in (block or {}).items():
-        line = Source.line_of(block, name)
-        name = str(name)
-        if name == CONSOLE:
-            src.error(line, "'console' is the built-in console destination", "choose another name")
-            continue
-        urls = [value] if isinstance(value, str) else value
-        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
-            src.error(
-                line,
-                f"destination '{name}' must be a list of apprise URLs",
-                "write e.g. slack: ['${SLACK_WEBHOOK_URL}']",
-            )
-            continue
-        secrets: list[Secret] = []
-        for i, raw in enumerate(urls):
-            item_line = Source.line_of(urls, i) if hasattr(urls, "lc") else line
-            expanded = src.expand_env(raw, item_line, env)
-            if expanded is None:
-                continue
-            if "://" not in expanded:
-                # never echo the value: it may be a token pasted without its scheme
-                src.error(
-                    item_line,
-                    f"URL {i + 1} of destination '{name}' has no scheme",
-                    "apprise URLs look like slack://..., mailtos://..., json://...",
-                )
-                continue
-            secrets.append(Secret(expanded, _scheme_label(name, i, expanded)))
-        if secrets:
-            destinations[name] = Destination(name, tuple(secrets))
-    watcher_notify = env.get("WATCHER_NOTIFY")
-    if watcher_notify and "default" not in destinations:
-        destinations["default"] = Destination(
-            "default", (Secret(watcher_notify, _scheme_label("default", 0, watcher_notify)),)
-        )
+    destinations = parse_destinations(src, src.mapping(doc, "notify", "rules.yaml"), env)
+    templates = _templates_dir(src, doc, Path(path))
 
     default_notify: tuple[str, ...]
     if "default" in destinations:
@@ -324,9 +254,13 @@ def load_rules(path: str | os.PathLike[str], environ: Mapping[str, str] | None =
     seq = src.sequence(doc, "rules", "rules.yaml")
     rules = compiler.rules(seq or [])
     resolved: list[Rule] = []
+    policies: dict[str, PolicyOverride] = {}
     nodes = {Source.line_of(seq, i): n for i, n in enumerate(seq or ()) if isinstance(n, Mapping)}
     for r in rules:
         node = nodes.get(r.line, {})
+        override = parse_override(src, node, f"rule '{r.name}'")
+        if override is not None:
+            policies[r.name] = override
         if r.notify:
             _check_destinations(src, r.notify, destinations, Source.line_of(node, "notify"), f"rule '{r.name}'")
         changes: dict[str, Any] = {}
@@ -337,8 +271,32 @@ def load_rules(path: str | os.PathLike[str], environ: Mapping[str, str] | None =
         resolved.append(dataclasses.replace(r, **changes) if changes else r)
     src.raise_if_issues()
     return RulesConfig(
-        path=str(path), destinations=destinations, rules=RuleSet(resolved), default_notify=default_notify
+        path=str(path),
+        destinations=destinations,
+        rules=RuleSet(resolved),
+        default_notify=default_notify,
+        rule_policies=policies,
+        templates=templates,
     )
+
+
+def _templates_dir(src: Source, doc: Mapping[str, Any], rules_path: Path) -> str | None:
+    """``templates: DIR`` (relative to rules.yaml): must be a folder whose templates load and render."""
+    value = src.string(doc, "templates", "rules.yaml")
+    if not value:
+        return None
+    line = Source.line_of(doc, "templates")
+    folder = (rules_path.parent / Path(value).expanduser()).resolve()
+    if not folder.is_dir():
+        src.error(line, f"templates folder {folder} does not exist", "create it, or remove templates:")
+        return None
+    for name in sorted(p.name for p in folder.glob("*.j2")):
+        if name not in {f"{k}.j2" for k in KINDS}:
+            hint = "template files are named " + ", ".join(f"{k}.j2" for k in KINDS)
+            src.error(line, f"unknown template {folder / name}", hint)
+    for problem in Renderer(folder).check():
+        src.issues.append(ConfigIssue(problem.path, problem.line, problem.message, "fix the template"))
+    return str(folder)
 
 
 def _check_destinations(

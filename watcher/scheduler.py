@@ -25,13 +25,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config, FeedConfig
 from .errors import ConfigError
 from .health import HealthMonitor, health_settings, ops_destinations
 from .models import PollReport
-from .notify import Deliverer
+from .notify import Deliverer, Renderer
 from .pipeline import Pipeline
 from .policy import HOLDS
 
@@ -67,6 +68,8 @@ class Daemon:
         self.rng = rng or random.Random()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._inflight: set[asyncio.Task[object]] = set()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._drain_again = False
         self._stop = asyncio.Event()
         self._mtimes = self._config_mtimes()
         self.cycles = 0
@@ -135,8 +138,10 @@ class Daemon:
     async def _poll_and_deliver(self, feed: FeedConfig) -> None:
         report = await self.pipeline.poll_feed(feed)
         self._follow_hold(report)
-        if report.alerts:
-            await self.deliverer.deliver_pending()
+        if report.alerts and self._stop.is_set():
+            await self.deliverer.deliver_pending()  # stopping: the poll in flight delivers what it found
+        elif report.alerts:
+            self.request_drain()  # a task of its own: a hanging destination never holds up this feed's polls
 
     def _follow_hold(self, report: PollReport) -> None:
         """Move the feed's job to the end of a hold, so it neither polls early nor wakes up for nothing."""
@@ -152,8 +157,42 @@ class Daemon:
             await self._tracked(self.health.check([f.name for f in self.config.feeds.enabled]))
 
     async def _deliver_job(self) -> None:
-        if not self._stop.is_set():
-            await self._tracked(self.deliverer.deliver_pending())
+        self.request_drain()
+
+    def request_drain(self) -> None:
+        """Drain the outbox now; if a drain is running, run one more right after it (it may have missed rows)."""
+        if self._stop.is_set():
+            return
+        if self._drain_task is not None and not self._drain_task.done():
+            self._drain_again = True
+            return
+        self._drain_task = asyncio.get_running_loop().create_task(self._tracked(self._drain()))
+
+    async def _drain(self) -> None:
+        while True:
+            self._drain_again = False
+            try:
+                report = await self.deliverer.deliver_pending()
+                if report.sent or report.failed:
+                    log.debug("drain: %d sent, %d failed, %d held", report.sent, report.failed, report.held)
+                self._schedule_next_drain(await self.deliverer.next_due())
+            except Exception:  # the database or a bug: log it, the next drain tries again
+                log.exception("alert delivery failed; retrying at the next drain")
+            if not self._drain_again or self._stop.is_set():
+                return
+
+    def _schedule_next_drain(self, due: datetime | None) -> None:
+        """Wake up exactly when the next held digest or retry is due (the 30 s job is only a safety net)."""
+        if due is None or self._stop.is_set():
+            return
+        at = max(due, datetime.now(UTC) + timedelta(seconds=1))
+        self.scheduler.add_job(
+            self._deliver_job,
+            DateTrigger(run_date=at, timezone=UTC),
+            id="deliver-due",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     # --- reload ------------------------------------------------------------------------------------------
 
@@ -175,7 +214,7 @@ class Daemon:
                 log.error("config not reloaded: %s", issue)
             return False
         old, self.config = self.config, new
-        self.deliverer.destinations = new.rules.destinations
+        self.deliverer.update(new.rules.destinations, new.rules.rule_policies, Renderer(new.rules.templates))
         if self.health is not None:
             self.health.destinations = ops_destinations(new)
             self.health.settings = health_settings(new)
@@ -239,19 +278,20 @@ class Daemon:
             await self._stop.wait()
         finally:
             self.scheduler.pause()
-            pending = set(self._inflight)
-            if pending:
-                _, still = await asyncio.wait(pending, timeout=self.drain_deadline)
+            deadline = loop.time() + self.drain_deadline
+            while self._inflight and loop.time() < deadline:  # a finishing poll may start a drain: wait for it too
+                await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - loop.time()))
+            still = set(self._inflight)
+            if still:
                 for t in still:
                     t.cancel()
-                if still:
-                    log.warning(
-                        "%d polls did not finish within %gs and were cancelled (their feeds are polled "
-                        "again next start; nothing was half-written)",
-                        len(still),
-                        self.drain_deadline,
-                    )
-                    await asyncio.gather(*still, return_exceptions=True)
+                log.warning(
+                    "%d polls or deliveries did not finish within %gs and were cancelled (feeds are polled and "
+                    "pending alerts sent again at the next start; nothing was half-written)",
+                    len(still),
+                    self.drain_deadline,
+                )
+                await asyncio.gather(*still, return_exceptions=True)
             self.scheduler.shutdown(wait=False)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,15 +126,23 @@ alerts = sa.Table(
     sa.Column("hit_id", sa.Integer, sa.ForeignKey("hits.id", ondelete="CASCADE"), nullable=False),
     sa.Column("destination", sa.String(200), nullable=False),
     sa.Column("state", sa.String(20), nullable=False),  # pending / sent / dead
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("delivered", sa.JSON, nullable=False),  # labels of the URLs that already accepted it
-    sa.Column("last_error", sa.Text),
-    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # failed delivery attempts
+    sa.Column("delivered", sa.JSON, nullable=False),  # target ids of the URLs that already accepted it
+    sa.Column("targets", sa.JSON),  # target id -> {label, state, attempts, error, at}: per-URL report
+    sa.Column("last_error", sa.Text),  # secret-free
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),  # retry time, or release time of a held alert
+    sa.Column("route", sa.String(10)),  # None: not decided yet; instant; digest (held until next_attempt_at)
+    sa.Column("hold_reason", sa.String(20)),  # digest / quiet_hours / rate_limit
+    sa.Column("decided_at", UTCDateTime),  # when the route was decided (rate limits count instant decisions)
+    sa.Column("fallback_from", sa.String(200)),  # the destination that dead-lettered it, for a fallback copy
+    sa.Column("last_attempt_at", UTCDateTime),
     sa.Column("sent_at", UTCDateTime),
+    sa.Column("age_from", UTCDateTime),  # the dead-letter age counts from here (created_at; reset by a retry)
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("hit_id", "destination", name="uq_alerts_hit_destination"),
 )
 sa.Index("ix_alerts_state_next", alerts.c.state, alerts.c.next_attempt_at)
+sa.Index("ix_alerts_dest_route_decided", alerts.c.destination, alerts.c.route, alerts.c.decided_at)
 
 
 def database_url(value: str) -> str:
@@ -166,8 +174,8 @@ class PendingAlert:
 
     id: int
     destination: str
-    attempts: int
-    delivered: tuple[str, ...]
+    attempts: int  # failed delivery attempts so far
+    delivered: tuple[str, ...]  # target ids of the URLs that accepted it
     rule: str
     severity: str
     tags: tuple[str, ...]
@@ -179,6 +187,11 @@ class PendingAlert:
     feed: str
     published: datetime | None
     first_seen: datetime
+    route: str | None = None  # None (undecided), "instant" or "digest"
+    hold_reason: str | None = None  # why a digest-routed alert was held
+    created_at: datetime | None = None
+    age_from: datetime | None = None  # dead-letter age counts from here
+    targets: Mapping[str, Any] = field(default_factory=dict)  # per-URL report (see alerts.targets)
 
 
 @dataclass(frozen=True)
@@ -269,6 +282,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The database file when it is a SQLite file (for the delivery lock beside it), else None."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        db = self.engine.url.database
+        return db if db and db != ":memory:" else None
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -452,6 +473,7 @@ class Store:
                                 delivered=[],
                                 next_attempt_at=w.now,
                                 created_at=w.now,
+                                age_from=w.now,
                             ).on_conflict_do_nothing(index_elements=["hit_id", "destination"])
                         )
                         n_alerts += 1
@@ -505,92 +527,6 @@ class Store:
             .limit(1)
         )
         return conn.execute(q).first() is not None
-
-    # --- alerts ------------------------------------------------------------------------------------------
-
-    def pending_alerts(self, now: datetime, limit: int = 500) -> list[PendingAlert]:
-        q = (
-            sa.select(
-                alerts.c.id,
-                alerts.c.destination,
-                alerts.c.attempts,
-                alerts.c.delivered,
-                hits.c.rule,
-                hits.c.severity,
-                hits.c.tags,
-                hits.c.matched,
-                hits.c.details,
-                entries.c.title,
-                entries.c.link,
-                entries.c.summary,
-                entries.c.published,
-                entries.c.first_seen,
-                feeds.c.name.label("feed"),
-            )
-            .join(hits, alerts.c.hit_id == hits.c.id)
-            .join(entries, hits.c.entry_id == entries.c.id)
-            .join(feeds, entries.c.feed_id == feeds.c.id)
-            .where(alerts.c.state == "pending", alerts.c.next_attempt_at <= now)
-            .order_by(alerts.c.id)
-            .limit(limit)
-        )
-        with self.begin() as conn:
-            rows = conn.execute(q).all()
-        return [
-            PendingAlert(
-                id=r.id,
-                destination=r.destination,
-                attempts=r.attempts,
-                delivered=tuple(r.delivered or ()),
-                rule=r.rule,
-                severity=r.severity,
-                tags=tuple(r.tags),
-                matched=tuple(r.matched),
-                details=r.details or {},
-                title=r.title,
-                link=r.link,
-                summary=r.summary,
-                feed=r.feed,
-                published=r.published,
-                first_seen=r.first_seen,
-            )
-            for r in rows
-        ]
-
-    def mark_sent(self, alert_id: int, now: datetime, delivered: Sequence[str]) -> None:
-        with self.begin() as conn:
-            conn.execute(
-                sa.update(alerts)
-                .where(alerts.c.id == alert_id)
-                .values(
-                    state="sent",
-                    sent_at=now,
-                    attempts=alerts.c.attempts + 1,
-                    delivered=list(delivered),
-                    last_error=None,
-                )
-            )
-
-    def mark_partial(self, alert_id: int, delivered: Sequence[str]) -> None:
-        """Record the URLs that accepted the alert before the others are tried (so a retry skips them)."""
-        with self.begin() as conn:
-            conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(delivered=list(delivered)))
-
-    def mark_failed(
-        self, alert_id: int, error: str, next_attempt_at: datetime, delivered: Sequence[str], dead: bool = False
-    ) -> None:
-        with self.begin() as conn:
-            conn.execute(
-                sa.update(alerts)
-                .where(alerts.c.id == alert_id)
-                .values(
-                    state="dead" if dead else "pending",
-                    attempts=alerts.c.attempts + 1,
-                    last_error=error[:2000],
-                    next_attempt_at=next_attempt_at,
-                    delivered=list(delivered),
-                )
-            )
 
     # --- reports -----------------------------------------------------------------------------------------
 
@@ -876,7 +812,7 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def backoff(attempts: int, base: float = 30.0, cap: float = 6 * 3600) -> timedelta:
-    """Delay before the next delivery attempt: exponential, capped."""
+    """Delay before the next attempt: exponential, capped, no jitter (alerts use notify.policy.retry_delay)."""
     return timedelta(seconds=min(cap, base * (2 ** max(0, attempts - 1))))
 
 

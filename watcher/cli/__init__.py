@@ -1,7 +1,7 @@
 """The command line: parse arguments, build the parts, call them. The composition root; no logic of its own.
 
 Each area registers its commands from its own module (``poll.py``: poll, run, check; ``report.py``: hits,
-feeds; ...), listed in :data:`COMMANDS`.
+feeds; ``alerts.py``: alerts, notify), listed in :data:`COMMANDS`.
 
 Exit codes: 0 done; 1 ``check`` or ``rules test`` found problems; 2 invalid configuration or usage;
 3 the database cannot be opened or written.
@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ConfigError, StoreError, WatcherError
-from . import poll, report, rules
+from . import alerts, poll, report, rules
 from .common import EXIT_CONFIG, EXIT_STORE, env, setup_logging
 
-COMMANDS = (poll, report, rules)
+COMMANDS = (poll, report, rules, alerts)
 """Modules that register commands, in the order --help lists them."""
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..config import Config, load_config
 from ..durations import parse_duration
+from ..notify import Deliverer, Renderer
+from ..notify.lock import DeliveryLock
 from ..store import Store
 
 EXIT_PROBLEMS, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
@@ -47,6 +49,18 @@ def load(args: argparse.Namespace) -> Config:
 
 def open_store(args: argparse.Namespace) -> Store:
     return Store.open(args.db)
+
+
+def make_deliverer(config: Config, store: Store) -> Deliverer:
+    """The outbox deliverer for this configuration, locked against other processes on the same database."""
+    rules = config.rules
+    return Deliverer(
+        store,
+        rules.destinations,
+        rule_policies=rules.rule_policies,
+        renderer=Renderer(rules.templates),
+        lock=DeliveryLock.beside(store.sqlite_file),
+    )
 
 
 def since(value: str | None) -> datetime | None:

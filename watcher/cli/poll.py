@@ -13,11 +13,12 @@ from ..errors import ConfigError
 from ..fetch import HttpFetcher
 from ..health import HealthMonitor, health_settings, ops_destinations
 from ..models import PollReport
-from ..notify import Deliverer
 from ..pipeline import Pipeline
 from ..policy import BACKOFF, GONE, RETRY_AFTER
 from ..store import Store
-from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, load, open_store
+from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, load, make_deliverer, open_store
+
+DELIVERY_LOCK_WAIT = 30.0  # seconds `watcher poll` waits for another process's delivery to finish
 
 
 def register(sub: Subparsers) -> None:
@@ -70,7 +71,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load(args)
     print(
         f"ok: {len(config.feeds.feeds)} feeds ({len(config.feeds.enabled)} enabled), "
-        f"{len(config.rules.rules)} rules, destinations: {', '.join(config.rules.destinations)}"
+        f"{len(config.rules.rules)} rules, destinations: "
+        + "; ".join(
+            name
+            if d.is_console
+            else f"{name} ({len(d.urls)} URL{'s' if len(d.urls) != 1 else ''}, {d.policy.describe()})"
+            for name, d in config.rules.destinations.items()
+        )
     )
     return 0
 
@@ -86,8 +93,7 @@ async def _poll(config: Config, store: Store, *, force: bool = False) -> int:
             reports = await pipeline.poll_many(feeds, force=force)
         finally:
             pipeline.close()
-    deliverer = Deliverer(store, config.rules.destinations)
-    delivery = await deliverer.deliver_pending()
+    delivery = await make_deliverer(config, store).deliver_pending(wait=DELIVERY_LOCK_WAIT)
     await HealthMonitor(store, ops_destinations(config), health_settings(config)).check([f.name for f in feeds])
     ok = sum(r.status == "ok" for r in reports)
     nm = sum(r.status == "not-modified" for r in reports)
@@ -98,7 +104,9 @@ async def _poll(config: Config, store: Store, *, force: bool = False) -> int:
         + (f", {len(skipped)} held back" if skipped else "")
         + f"; {sum(r.new_entries for r in reports)} new entries, {sum(r.hits for r in reports)} hits, "
         f"{delivery.sent} alerts sent"
-        + (f", {delivery.failed} alerts failed (kept for retry)" if delivery.failed else ""),
+        + (f", {delivery.held} held for a digest" if delivery.held else "")
+        + (f", {delivery.failed} alerts failed (kept for retry)" if delivery.failed else "")
+        + ("; another watcher process is delivering: alerts left to it" if delivery.busy else ""),
         file=sys.stderr,
     )
     for r in failed:
@@ -141,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             await asyncio.to_thread(store.sync_feeds, [(f.name, f.url) for f in config.feeds.feeds], datetime.now(UTC))
             daemon: Daemon | None = None
             pipeline = Pipeline(store, fetcher, lambda: daemon.config.rules.rules if daemon else config.rules.rules)
-            deliverer = Deliverer(store, config.rules.destinations)
+            deliverer = make_deliverer(config, store)
             health = HealthMonitor(store, ops_destinations(config), health_settings(config))
             daemon = Daemon(
                 config, pipeline, deliverer, load_config=lambda: load(args), drain_deadline=drain, health=health

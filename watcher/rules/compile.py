@@ -30,7 +30,21 @@ from .model import SEVERITIES, Example, Rule
 from .near import Near
 from .normalize import normalize
 
-RULE_KEYS = ("name", "description", "tags", "severity", "notify", "cooldown", "enabled", "examples", "in", "flags")
+# mode, digest and quiet_hours are a rule's delivery settings: config.py reads them (watcher.notify.settings)
+DELIVERY_KEYS = ("mode", "digest", "quiet_hours")
+RULE_KEYS = (
+    "name",
+    "description",
+    "tags",
+    "severity",
+    "notify",
+    "cooldown",
+    "enabled",
+    "examples",
+    "in",
+    "flags",
+    *DELIVERY_KEYS,
+)
 CONDITION_KEYS = (*KINDS, "in", "flags")
 NEAR_KEYS = ("a", "b", "within")
 AMOUNT_KEYS = ("currency", "min", "max", "upper_bound")
@@ -54,12 +68,12 @@ def plain(node: Any) -> Any:
 
 
 def rule_version(node: Mapping[str, Any], uses: Mapping[str, Any] | None = None) -> str:
-    """A short hash of what decides matching (not the description or the examples).
+    """A short hash of what decides matching (not the description, the examples or the delivery settings).
 
     `uses` adds what the rule depends on outside its own node: the definitions of the entities it references and
     the rate table when it compares amounts, so editing an entity changes the version of every rule using it.
     """
-    body = {k: v for k, v in plain(node).items() if k not in ("description", "examples")}
+    body = {k: v for k, v in plain(node).items() if k not in ("description", "examples", *DELIVERY_KEYS)}
     if uses:
         body["__uses__"] = uses
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
