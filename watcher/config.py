@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import ConfigError, ConfigIssue
+from .retention import RetentionPolicy, parse_retention
 from .rules import Rule, RuleSet
 from .rules.compile import RuleCompiler
 from .yamlsrc import Source
@@ -64,6 +65,7 @@ class FeedsConfig:
     path: str
     defaults: FeedDefaults
     feeds: tuple[FeedConfig, ...]
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # the `retention:` block (retention.py)
 
     @property
     def enabled(self) -> tuple[FeedConfig, ...]:
@@ -89,7 +91,8 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
     if not isinstance(doc, Mapping):
         src.error(1, "feeds.yaml must be a mapping with 'defaults:' and 'feeds:'")
         src.raise_if_issues()
-    src.check_keys(doc, ("defaults", "feeds"), "feeds.yaml")
+    src.check_keys(doc, ("defaults", "feeds", "retention"), "feeds.yaml")
+    retention = parse_retention(src, doc)
     d = FeedDefaults()
     block = src.mapping(doc, "defaults", "feeds.yaml")
     if block is not None:
@@ -156,7 +159,7 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
             )
         )
     src.raise_if_issues()
-    return FeedsConfig(path=str(path), defaults=d, feeds=tuple(feeds))
+    return FeedsConfig(path=str(path), defaults=d, feeds=tuple(feeds), retention=retention)
 
 
 # --- rules.yaml ------------------------------------------------------------------------------------------
