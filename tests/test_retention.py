@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from servers import FeedServer, make_rss
 
-from watcher.config import load_feeds, load_rules
+from watcher.config import load_config, load_feeds, load_rules
 from watcher.errors import ConfigError
 from watcher.fetch import HttpFetcher
 from watcher.models import Entry, Hit
 from watcher.notify import Deliverer
 from watcher.pipeline import Pipeline
-from watcher.retention import DAY, RetentionPolicy, prune
+from watcher.retention import DAY, RetentionPolicy, prune, schedule_daily
+from watcher.scheduler import Daemon
 from watcher.store import PollWrite, Store
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -220,3 +221,38 @@ def test_retention_defaults_and_forever(tmp_path: Path) -> None:
     assert load_feeds(p).retention == RetentionPolicy(entries=90 * DAY, hits=None, keys=365 * DAY)
     p.write_text("feeds: []\nretention:\n  hits: 400d\n  keys: forever\n")
     assert load_feeds(p).retention == RetentionPolicy(entries=90 * DAY, hits=400 * DAY, keys=None)
+
+
+def test_the_daemon_runs_retention_as_a_scheduler_job(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    (tmp_path / "feeds.yaml").write_text("retention:\n  entries: 30d\nfeeds: []\n")
+    (tmp_path / "rules.yaml").write_text(RULES)
+    config = load_config(tmp_path / "feeds.yaml", tmp_path / "rules.yaml")
+    store = Store.open(str(tmp_path / "w.db"))
+    write(store, now - timedelta(days=31), ["old"], set())
+    write(store, now - timedelta(days=1), ["recent"], set())
+
+    async def main() -> None:
+        async with HttpFetcher(user_agent="test") as fetcher:
+            pipeline = Pipeline(store, fetcher, lambda: config.rules.rules)
+            daemon = Daemon(config, pipeline, Deliverer(store, {}), load_config=lambda: config)
+            schedule_daily(daemon, store, first_after=0.2)
+            assert daemon.scheduler.get_job("retention") is not None
+
+            async def stop_when_pruned() -> None:
+                for _ in range(200):
+                    await asyncio.sleep(0.05)
+                    if rows(store)["old"] == ("", ""):
+                        break
+                daemon.request_stop()
+
+            try:
+                await asyncio.gather(daemon.run(), stop_when_pruned())
+            finally:
+                pipeline.close()
+
+    try:
+        asyncio.run(main())
+        assert rows(store) == {"old": ("", ""), "recent": ("title recent", "s")}
+    finally:
+        store.close()

@@ -48,11 +48,13 @@ class Pipeline:
         rules: Callable[[], RuleSet],
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_report: Callable[[PollReport], None] | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.rules = rules
         self.now = now
+        self.on_report = on_report  # called with every poll's report (metrics); must not raise or block
         # SQLite has one writer: funnel every store call through one thread instead of contending for the lock
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
 
@@ -81,7 +83,20 @@ class Pipeline:
             report.alerts,
             report.duration,
             f" error={report.error!r}" if report.error else "",
+            extra={  # the same fields as keys, for --log-format json (watcher/observe/logs.py)
+                "event": "poll",
+                "feed": report.feed,
+                "status": report.status,
+                "http": report.http_status,
+                "new": report.new_entries,
+                "hits": report.hits,
+                "alerts": report.alerts,
+                "duration": round(report.duration, 3),
+                "error": report.error,
+            },
         )
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     async def _failed(self, feed: FeedConfig, status: int | None, error: str, started: float) -> PollReport:
