@@ -32,8 +32,8 @@ VOLUME ["/data"]
 # health check reach it; publish it on the host's loopback only (docker-compose.yml does).
 EXPOSE 8080
 
-# Healthy while the scheduler runs and a feed was polled successfully within two of the shortest intervals
-# (`watcher health` asks /healthz of the daemon at WATCHER_HTTP; exit 0 healthy, 1 not).
+# Healthy while the scheduler runs and some feed is polled successfully on time (`watcher health` asks /healthz
+# of the daemon at WATCHER_HTTP; exit 0 healthy, 1 not).
 HEALTHCHECK --interval=1m --timeout=15s --start-period=2m --retries=3 \
     CMD ["watcher", "health"]
 

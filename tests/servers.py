@@ -377,6 +377,9 @@ def _not_modified(route: _Route, headers: Mapping[str, str]) -> bool:
         return False
 
 
+_HEADERS_OF_304 = frozenset({"cache-control", "expires", "date", "vary", "content-location"})
+
+
 def _chunked(payload: bytes, size: int) -> bytes:
     size = max(1, size)
     parts = [
@@ -550,7 +553,9 @@ class FeedServer(_HTTPServerBase):
         if route.last_modified is not None:
             validators["Last-Modified"] = route.last_modified
         if route.status == 200 and _not_modified(route, _lower_headers(handler)):
-            self._send(handler, 304, validators)
+            # RFC 9110 15.4.5: a 304 repeats the caching headers a 200 would carry
+            cache = {k: v for k, v in route.headers.items() if k.lower() in _HEADERS_OF_304}
+            self._send(handler, 304, {**validators, **cache})
             return
 
         headers: dict[str, str] = {"Content-Type": route.content_type}

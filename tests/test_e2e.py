@@ -228,10 +228,15 @@ def test_broken_feeds_are_reported_and_others_still_alert(
     for name in ("error-500", "hangs", "html-page"):
         assert feeds[name]["consecutive_failures"] == 1
         assert feeds[name]["status"] == "failed"
+        assert feeds[name]["state"] == "backing off" and feeds[name]["next_poll_reason"] == "backoff"
     table = w.run("feeds").stdout
-    assert "error-500" in table and "failed" in table and "ok (warning)" in table
+    assert "error-500" in table and "backing off" in table and "ok (warning)" in table
 
-    w.run("poll")
+    # the failed feeds back off: the next cycle holds them back and says until when; --force polls them
+    out = w.run("poll")
+    assert "3 held back" in out.stderr and "held back: error-500: backing off until" in out.stderr
+    assert {f["name"]: f for f in w.json("feeds")}["error-500"]["consecutive_failures"] == 1
+    w.run("poll", "--force")
     feeds = {f["name"]: f for f in w.json("feeds")}
     assert feeds["error-500"]["consecutive_failures"] == 2
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import gzip
 import resource
 import time
 import zlib
 from pathlib import Path
 
+import brotli
 from servers import FeedServer, make_rss
 
-from watcher.fetch import HttpFetcher, Request
-from watcher.models import Failed, Fetched, FetchResult, NotModified
+from watcher import __version__
+from watcher.config import DEFAULT_USER_AGENT
+from watcher.fetch import HttpFetcher, Request, freshness
+from watcher.models import Failed, Fetched, FetchResult, Freshness, NotModified
 
 UA = "watcher-test/1"
 
@@ -155,3 +159,81 @@ def test_per_host_limit(feed_server: FeedServer) -> None:
 
     elapsed = asyncio.run(go())
     assert elapsed >= 0.85, elapsed  # 6 requests, 2 at a time, 0.3 s each: at least 3 rounds
+
+
+def _brotli_bomb(size: int) -> bytes:
+    """`size` zero bytes, brotli-compressed a MiB at a time (so making it does not raise the peak memory)."""
+    c = brotli.Compressor(quality=1)
+    chunk = b"\0" * (1024 * 1024)
+    out = [c.process(chunk) for _ in range(size // len(chunk))]
+    return b"".join(out) + c.finish()
+
+
+def test_brotli_is_decoded_and_offered(feed_server: FeedServer) -> None:
+    url = feed_server.add("/br", raw_body=brotli.compress(FEED), headers={"Content-Encoding": "br"})
+    r = fetch(Request(url))
+    assert isinstance(r, Fetched) and r.body == FEED
+    assert "br" in [e.strip() for e in feed_server.last_headers("/br")["accept-encoding"].split(",")]
+
+
+def test_brotli_bomb_is_cut_with_flat_memory(feed_server: FeedServer) -> None:
+    """1 GiB of zeros in ~200 KB of brotli: the bounded decompressor stops at the cap, memory stays flat."""
+    bomb = _brotli_bomb(1024 * 1024 * 1024)
+    assert len(bomb) < 1_000_000
+    url = feed_server.add("/brbomb", raw_body=bomb, headers={"Content-Encoding": "br"})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = fetch(Request(url, max_size=10_000_000))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert isinstance(r, Failed) and "cap" in r.reason
+    assert grown_mb < 100, grown_mb
+
+
+def test_corrupt_or_truncated_brotli_is_a_failure(feed_server: FeedServer) -> None:
+    whole = brotli.compress(FEED * 20)
+    bad = feed_server.add("/bad", raw_body=b"\xff" * 64, headers={"Content-Encoding": "br"})
+    cut = feed_server.add("/cut", raw_body=whole[: len(whole) // 2], headers={"Content-Encoding": "br"})
+    for url in (bad, cut):
+        r = fetch(Request(url))
+        assert isinstance(r, Failed) and "corrupt br body" in r.reason, r
+
+
+def test_default_user_agent_names_watcher_its_version_and_url(feed_server: FeedServer) -> None:
+    url = feed_server.add("/ua", FEED)
+
+    async def go() -> None:
+        async with HttpFetcher(user_agent=DEFAULT_USER_AGENT) as f:
+            await f.fetch(Request(url))
+
+    asyncio.run(go())
+    ua = feed_server.last_headers("/ua")["user-agent"]
+    assert ua.startswith(f"watcher/{__version__} ") and "+https://" in ua
+
+
+def test_redirect_chains_report_only_leading_permanent_moves(feed_server: FeedServer) -> None:
+    target = feed_server.add("/final.xml", FEED)
+    feed_server.add("/mid-temp", b"", redirect_to="/final.xml", redirect_status=302)
+    feed_server.add("/mid-perm", b"", redirect_to="/final.xml", redirect_status=308)
+    perm_then_temp = feed_server.add("/a", b"", redirect_to="/mid-temp", redirect_status=301)
+    temp_then_perm = feed_server.add("/b", b"", redirect_to="/mid-perm", redirect_status=307)
+    perm_perm = feed_server.add("/c", b"", redirect_to="/mid-perm", redirect_status=301)
+    r1, r2, r3, r4 = (fetch(Request(u)) for u in (perm_then_temp, temp_then_perm, perm_perm, target))
+    assert isinstance(r1, Fetched) and r1.url == target and r1.moved_to == feed_server.url_for("/mid-temp")
+    assert isinstance(r2, Fetched) and r2.moved_to is None
+    assert isinstance(r3, Fetched) and r3.moved_to == target
+    assert isinstance(r4, Fetched) and r4.moved_to is None
+
+
+def test_freshness_headers() -> None:
+    now = 1_800_000_000.0
+    date = email.utils.formatdate(now, usegmt=True)
+    assert freshness({"cache-control": "public, max-age=600"}, now) == Freshness(600, "max-age")
+    assert freshness({"cache-control": 'max-age="600"', "age": "100"}, now) == Freshness(500, "max-age")
+    assert freshness({"cache-control": "max-age=600, no-cache"}, now) is None
+    assert freshness({"cache-control": "no-store"}, now) is None
+    assert freshness({"cache-control": "max-age=abc"}, now) is None
+    expires = email.utils.formatdate(now + 3600, usegmt=True)
+    assert freshness({"expires": expires, "date": date}, now) == Freshness(3600, "expires")
+    assert freshness({"expires": expires}, now + 600) == Freshness(3000, "expires")  # no Date: our clock
+    assert freshness({"expires": "0"}, now) is None  # invalid means already expired
+    assert freshness({"expires": expires, "cache-control": "max-age=60"}, now) == Freshness(60, "max-age")
+    assert freshness({}, now) is None

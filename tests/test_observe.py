@@ -11,31 +11,61 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from watcher.models import Entry, Hit, PollReport
-from watcher.observe.health import GRACE, Schedule, assess
+from watcher.observe.health import Health, Schedule, Timing, assess
 from watcher.observe.http import HttpEndpoint, HttpError, Response, parse_address
 from watcher.observe.logs import JsonFormatter
 from watcher.observe.metrics import Metrics
 from watcher.observe.reader import reader_engine
 from watcher.observe.snapshot import FeedView, read_snapshot
-from watcher.store import PollWrite, Store
+from watcher.store import PollWrite, Store, feeds
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-SCHEDULE = Schedule(intervals=[900.0, 300.0], deadlines=[60.0, 30.0], start_spread=60.0)  # threshold 670s
+# feed a is polled every 5 minutes (overdue 5m + 30s + 10s after its due time), b every 15 minutes
+SCHEDULE = Schedule(feeds={"a": Timing(300.0, 30.0), "b": Timing(900.0, 60.0)}, start_spread=60.0)
 
 
-def view(name: str, *, success: float | None, poll: float | None = None, status: str = "ok") -> FeedView:
-    """A feed whose last success / last poll were that many seconds before NOW."""
-
-    def at(seconds: float | None) -> datetime | None:
-        return None if seconds is None else NOW - timedelta(seconds=seconds)
-
-    return FeedView(name, status, 200, at(poll if poll is not None else success), at(success), 0, None, None, None)
+def ago(seconds: float | None) -> datetime | None:
+    return None if seconds is None else NOW - timedelta(seconds=seconds)
 
 
-def health(feeds: list[FeedView], *, started: float = 3600, running: bool = True, stopping: bool = False):  # type: ignore[no-untyped-def]
+def view(
+    name: str,
+    *,
+    success: float | None,
+    poll: float | None = None,
+    failures: int = 0,
+    next_in: float | None = None,
+    reason: str | None = None,
+    error: str | None = None,
+    gone: bool = False,
+) -> FeedView:
+    """A feed whose last success / last poll were that many seconds before NOW, next poll `next_in` from NOW."""
+    last_poll = ago(poll if poll is not None else success)
+    interval = SCHEDULE.feeds[name].interval
+    if next_in is None and last_poll is not None:
+        next_at = last_poll + timedelta(seconds=interval)  # polled on its interval
+    else:
+        next_at = None if next_in is None else NOW + timedelta(seconds=next_in)
+    return FeedView(
+        name=name,
+        last_status=None if last_poll is None else ("failed" if failures else "ok"),
+        last_http_status=200,
+        last_poll_at=last_poll,
+        last_success_at=ago(success),
+        consecutive_failures=failures,
+        failing_since=None,
+        last_error=error,
+        next_poll_at=next_at,
+        next_poll_reason=reason or ("backoff" if failures else "interval"),
+        gone_at=NOW if gone else None,
+    )
+
+
+def health(feeds: list[FeedView], *, started: float = 3600, running: bool = True, stopping: bool = False) -> Health:
     return assess(
         now=NOW,
         started_at=NOW - timedelta(seconds=started),
@@ -46,39 +76,47 @@ def health(feeds: list[FeedView], *, started: float = 3600, running: bool = True
     )
 
 
-def test_health_threshold_comes_from_the_feeds() -> None:
-    assert SCHEDULE.threshold == 2 * 300 + 60 + GRACE
-    h = health([view("a", success=600), view("b", success=5000)])
-    assert h.ok and h.status == "ok" and "10m ago" in h.reason
+def test_healthy_while_a_feed_is_polled_successfully_on_time() -> None:
+    h = health([view("a", success=600), view("b", success=5000)])  # a: due 5m ago, overdue in 40s
+    assert h.ok and h.status == "ok" and h.reason == "1 of 2 feeds fine; last success 10m ago"
+    h = health([view("a", success=700), view("b", success=5000)])  # a: 20s past its slack
+    assert not h.ok and h.status == "stale"
 
 
-def test_health_is_unhealthy_when_no_feed_succeeded_recently() -> None:
-    h = health([view("a", success=5000, poll=30, status="failed"), view("b", success=None, poll=40, status="failed")])
-    assert not h.ok and h.status == "failing" and "last success 1h23m20s ago" in h.reason
-    assert h.body()["last_poll"] == "2026-11-27T11:59:30Z"
+def test_a_cache_hold_is_not_a_stuck_daemon() -> None:
+    """max-age asked for 4 h: the last success is old, but the next poll is not due yet."""
+    h = health([view("a", success=3 * 3600, next_in=3600, reason="max-age"), view("b", success=5000)])
+    assert h.ok and h.status == "ok"
 
 
-def test_health_is_stale_when_nothing_polls() -> None:
-    h = health([view("a", success=4000)])
-    assert not h.ok and h.status == "stale" and "scheduler is stuck" in h.reason
+def test_unhealthy_when_polls_run_but_every_feed_fails() -> None:
+    feeds = [
+        view("a", success=5000, poll=30, failures=3, next_in=120, error="HTTP 503"),
+        view("b", success=None, poll=40, failures=1, next_in=800, error="timed out after 10s"),
+    ]
+    h = health(feeds)
+    assert not h.ok and h.status == "failing"
+    assert h.reason == "polls run but no feed is fine (last success 1h23m20s ago); latest: a: HTTP 503"
+    assert h.body()["last_poll"] == "2026-11-27T11:59:30Z" and h.body()["ok"] is False
 
 
-def test_health_while_starting_stopping_and_idle() -> None:
-    assert health([view("a", success=None, poll=None)], started=100).status == "starting"
-    assert health([view("a", success=None, poll=None)], started=100).ok
-    assert health([view("a", success=None, poll=None)], started=60 + 670 + 1).status == "stale"
+def test_stale_when_nothing_polls() -> None:
+    h = health([view("a", success=4000), view("b", success=4000)])
+    assert not h.ok and h.status == "stale" and "scheduler is stuck" in h.reason and "1h6m40s ago" in h.reason
+
+
+def test_starting_stopping_stopped_and_idle() -> None:
+    unpolled: list[FeedView] = []  # the store knows no feed yet
+    assert health(unpolled, started=30).status == "starting" and health(unpolled, started=30).ok
+    assert health(unpolled, started=60 + 300 + 30 + 10 + 1).status == "starting"  # b is not overdue yet
+    assert health(unpolled, started=60 + 900 + 60 + 10 + 1).status == "stale"
     h = health([view("a", success=1)], stopping=True)
     assert not h.ok and h.status == "stopping"
     assert health([view("a", success=1)], running=False).status == "stopped"
-    idle = assess(
-        now=NOW,
-        started_at=NOW,
-        running=True,
-        stopping=False,
-        schedule=Schedule([], [], 0.0),
-        feeds=[],
-    )
+    idle = assess(now=NOW, started_at=NOW, running=True, stopping=False, schedule=Schedule({}, 0.0), feeds=[])
     assert idle.ok and idle.status == "idle"
+    gone = health([view("a", success=9000, gone=True), view("b", success=9000, gone=True)])
+    assert gone.ok and gone.status == "idle" and "410" in gone.reason
 
 
 @pytest.fixture
@@ -135,7 +173,7 @@ def test_snapshot_reads_the_store_without_the_write_lock(store: Store) -> None:
                 snap = read_snapshot(conn, NOW)
     finally:
         reader.dispose()
-    assert snap.feeds_by_state() == {"ok": 2, "failing": 1, "backoff": 0, "never": 0}
+    assert snap.feeds_by_state() == {"ok": 2, "failing": 1, "backoff": 0, "disabled": 0, "never": 0}
     assert snap.entries == 3 and snap.hits == 3
     assert snap.hits_by_rule_item == {
         ("big-compute", "compute-contracts"): 2,
@@ -147,23 +185,31 @@ def test_snapshot_reads_the_store_without_the_write_lock(store: Store) -> None:
     assert snap.last_poll is not None and snap.last_poll.name == "down"
 
 
-def test_feeds_in_backoff_when_the_column_exists(store: Store) -> None:
-    """feeds.next_poll_at comes with a later schema (the fetch backoff): counted when present, 0 otherwise."""
+def test_feeds_backing_off_and_disabled(store: Store) -> None:
+    """A feed held by a backoff or a Retry-After counts as backing off; a cache hold does not; 410: disabled."""
     fill(store)
+    states = {s.name: s.feed_id for s in store.feed_states()}
+    with store.begin() as conn:
+        conn.execute(
+            sa.update(feeds)
+            .where(feeds.c.id == states["down"])
+            .values(next_poll_at=NOW + timedelta(minutes=30), next_poll_reason="backoff")
+        )
+        conn.execute(
+            sa.update(feeds)
+            .where(feeds.c.id == states["wire"])
+            .values(next_poll_at=NOW + timedelta(hours=3), next_poll_reason="max-age")
+        )
+        conn.execute(sa.update(feeds).where(feeds.c.id == states["ja"]).values(gone_at=NOW))
     reader = reader_engine(store.engine.url)
     try:
-        with reader.connect() as conn:
-            assert read_snapshot(conn, NOW).feeds_by_state()["backoff"] == 0
-        with store.begin() as conn:
-            conn.exec_driver_sql("alter table feeds add column next_poll_at datetime")
-            conn.exec_driver_sql("update feeds set next_poll_at='2026-11-27 12:30:00.000000' where name='down'")
         with reader.connect() as conn:
             snap = read_snapshot(conn, NOW)
     finally:
         reader.dispose()
-    assert snap.feeds_by_state() == {"ok": 2, "failing": 0, "backoff": 1, "never": 0}
+    assert snap.feeds_by_state() == {"ok": 1, "failing": 0, "backoff": 1, "disabled": 1, "never": 0}
     (down,) = [f for f in snap.feeds if f.name == "down"]
-    assert down.next_poll_at == datetime(2026, 11, 27, 12, 30, tzinfo=UTC)
+    assert down.next_poll_at == NOW + timedelta(minutes=30) and down.state(NOW + timedelta(hours=1)) == "failing"
 
 
 def scrape(metrics: Metrics) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

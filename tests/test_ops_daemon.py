@@ -142,7 +142,7 @@ def test_healthz_and_metrics_over_http(
         db = ["--feeds", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "w.db")]
         assert main([*db, "status"]) == 0  # in-process: the daemon's database, read while it runs
         text = capsys.readouterr().out
-        assert "1 enabled: 1 ok, 0 failing, 0 backing off, 0 never polled" in text
+        assert "1 enabled: 1 ok, 0 failing, 0 backing off, 0 disabled (410), 0 never polled" in text
         assert "hits today    1 (compute-contracts 1)" in text and "0 pending" in text and "1 sent" in text
         (tmp_path / "status.sample.txt").write_text(text)
         assert main([*db, "status", "--json"]) == 0

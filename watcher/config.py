@@ -42,6 +42,11 @@ class FeedDefaults:
     per_host: int = 2  # feeds fetched at once from one host
     start_offset: float | None = None  # max random delay before a feed's first poll; None: its interval
     backfill_alert_window: float = 2 * 86400  # first poll: alert only on entries published this recently
+    max_backoff: float = 6 * 3600  # longest wait between polls of a failing feed; also caps Retry-After
+    max_cache_wait: float = 6 * 3600  # longest delay Cache-Control max-age / Expires / RSS <ttl> may impose
+    ops_notify: tuple[str, ...] = (CONSOLE,)  # destinations (rules.yaml notify:) of feed-health alerts
+    alert_failing_after: float = 86400  # a feed failing this long gets a health alert
+    alert_silent_after: float = 3 * 86400  # a feed that usually publishes daily, silent this long: alert
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class FeedConfig:
     max_size: int = 10 * 1000 * 1000
     backfill_alert_window: float = 2 * 86400
     line: int | None = None  # where the feed is defined, for messages
+    max_backoff: float = 6 * 3600  # longest wait between polls while failing; also caps Retry-After
+    max_cache_wait: float = 6 * 3600  # longest delay that max-age / Expires / <ttl> may impose
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class FeedsConfig:
     defaults: FeedDefaults
     feeds: tuple[FeedConfig, ...]
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # the `retention:` block (retention.py)
+    ops_notify_line: int | None = None  # where defaults.ops_notify is written, for cross-file errors
 
     @property
     def enabled(self) -> tuple[FeedConfig, ...]:
@@ -73,7 +81,19 @@ class FeedsConfig:
 
 
 DEFAULT_KEYS = tuple(f.name for f in dataclasses.fields(FeedDefaults))
-FEED_KEYS = ("name", "url", "interval", "tags", "enabled", "timeout", "deadline", "max_size", "backfill_alert_window")
+FEED_KEYS = (
+    "name",
+    "url",
+    "interval",
+    "tags",
+    "enabled",
+    "timeout",
+    "deadline",
+    "max_size",
+    "backfill_alert_window",
+    "max_backoff",
+    "max_cache_wait",
+)
 
 
 def _feed_name_from_url(url: str) -> str:
@@ -94,6 +114,7 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
     src.check_keys(doc, ("defaults", "feeds", "retention"), "feeds.yaml")
     retention = parse_retention(src, doc)
     d = FeedDefaults()
+    ops_line = None
     block = src.mapping(doc, "defaults", "feeds.yaml")
     if block is not None:
         src.check_keys(block, DEFAULT_KEYS, "defaults")
@@ -109,8 +130,14 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
             per_host=src.integer(block, "per_host", what, d.per_host, minimum=1),
             start_offset=None if start_offset is None else src.duration(block, "start_offset", what, 0),
             backfill_alert_window=src.duration(block, "backfill_alert_window", what, d.backfill_alert_window),
+            max_backoff=src.duration(block, "max_backoff", what, d.max_backoff),
+            max_cache_wait=src.duration(block, "max_cache_wait", what, d.max_cache_wait),
+            ops_notify=src.strings(block, "ops_notify", what) or d.ops_notify,
+            alert_failing_after=src.duration(block, "alert_failing_after", what, d.alert_failing_after),
+            alert_silent_after=src.duration(block, "alert_silent_after", what, d.alert_silent_after),
         )
-        for key in ("interval",):
+        ops_line = Source.line_of(block, "ops_notify") if block.get("ops_notify") is not None else None
+        for key in ("interval", "max_backoff"):
             if block.get(key) is not None and getattr(d, key) < 1:
                 src.error(Source.line_of(block, key), f"'{key}' in defaults must be at least 1s")
     feeds: list[FeedConfig] = []
@@ -144,6 +171,9 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
         interval = src.duration(node, "interval", what, d.interval)
         if interval < 1:
             src.error(Source.line_of(node, "interval"), f"'interval' of {what} must be at least 1s")
+        max_backoff = src.duration(node, "max_backoff", what, d.max_backoff)
+        if max_backoff < 1:
+            src.error(Source.line_of(node, "max_backoff"), f"'max_backoff' of {what} must be at least 1s")
         feeds.append(
             FeedConfig(
                 name=name,
@@ -156,10 +186,12 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
                 max_size=src.size(node, "max_size", what, d.max_size),
                 backfill_alert_window=src.duration(node, "backfill_alert_window", what, d.backfill_alert_window),
                 line=line,
+                max_backoff=max_backoff,
+                max_cache_wait=src.duration(node, "max_cache_wait", what, d.max_cache_wait),
             )
         )
     src.raise_if_issues()
-    return FeedsConfig(path=str(path), defaults=d, feeds=tuple(feeds), retention=retention)
+    return FeedsConfig(path=str(path), defaults=d, feeds=tuple(feeds), retention=retention, ops_notify_line=ops_line)
 
 
 # --- rules.yaml ------------------------------------------------------------------------------------------
@@ -322,16 +354,44 @@ def _check_destinations(
             src.error(line, f"{what} notifies '{n}', which is not a destination", hint)
 
 
+def cross_check(feeds: FeedsConfig, rules: RulesConfig) -> list[ConfigIssue]:
+    """What only both files together can tell: feeds.yaml's ops_notify names destinations of rules.yaml."""
+    import difflib
+
+    issues = []
+    for name in feeds.defaults.ops_notify:
+        if name not in rules.destinations:
+            close = difflib.get_close_matches(name, list(rules.destinations), n=1)
+            hint = (
+                f"did you mean '{close[0]}'?" if close else f"define it under notify: in {rules.path}, or use 'console'"
+            )
+            issues.append(
+                ConfigIssue(
+                    feeds.path,
+                    feeds.ops_notify_line,
+                    f"ops_notify in defaults names '{name}', which is not a destination of {rules.path}",
+                    hint,
+                )
+            )
+    return issues
+
+
 def check_all(
     feeds_path: str | os.PathLike[str], rules_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
 ) -> list[ConfigIssue]:
     """Every issue of both files (for `watcher check`)."""
     issues: list[ConfigIssue] = []
-    for loader in (lambda: load_feeds(feeds_path), lambda: load_rules(rules_path, environ)):
-        try:
-            loader()
-        except ConfigError as e:
-            issues.extend(e.issues)
+    feeds = rules = None
+    try:
+        feeds = load_feeds(feeds_path)
+    except ConfigError as e:
+        issues.extend(e.issues)
+    try:
+        rules = load_rules(rules_path, environ)
+    except ConfigError as e:
+        issues.extend(e.issues)
+    if feeds is not None and rules is not None:
+        issues.extend(cross_check(feeds, rules))
     return issues
 
 
@@ -357,6 +417,8 @@ def load_config(
         rules = load_rules(rules_path, environ)
     except ConfigError as e:
         issues.extend(e.issues)
+    if feeds is not None and rules is not None:
+        issues.extend(cross_check(feeds, rules))
     if issues or feeds is None or rules is None:
         raise ConfigError(issues)
     return Config(feeds=feeds, rules=rules)

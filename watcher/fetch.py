@@ -2,14 +2,21 @@
 
 Measured traps this module guards against (see LIBRARY-NOTES): httpx has no total timeout (a server trickling
 one byte per read timeout never ends), so every fetch runs under ``asyncio.timeout``; httpx does not cap
-decompression (a 1 MB gzip inflates to 1 GB), so the body is read raw and inflated here with a bound; and one
-slow host must not hold every connection, so fetches are limited globally and per host.
+decompression (a 1 MB gzip inflates to 1 GB), so the body is read raw and inflated here with a bound (gzip,
+deflate and brotli); and one slow host must not hold every connection, so fetches are limited globally and per
+host.
+
+Besides the body, a result carries what politeness needs (see policy.py): how long the response says it stays
+fresh (``Cache-Control: max-age`` / ``Expires``), ``Retry-After`` on 429/503, and where a chain of permanent
+redirects (301/308) leads. Deciding what to do with them is not this module's business.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import itertools
 import time
 import zlib
 from collections.abc import Mapping
@@ -18,11 +25,14 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
+import brotli
 import httpx
 
-from .models import Failed, Fetched, FetchResult, NotModified
+from .models import Failed, Fetched, FetchResult, Freshness, NotModified
 
 MAX_REDIRECTS = 5
+PERMANENT_REDIRECTS = (301, 308)
+ACCEPT_ENCODING = "gzip, deflate, br"
 
 
 @dataclass(frozen=True)
@@ -47,11 +57,16 @@ class TooLarge(Exception):
     pass
 
 
-class _Inflater:
-    """Incremental, bounded decoding of a Content-Encoding (gzip / deflate / identity).
+class CorruptBody(Exception):
+    pass
 
-    ``decompress(data, max_length)`` never produces more than the cap allows, so a bomb costs at most the cap
-    in memory, however much it would inflate to.
+
+class _Inflater:
+    """Incremental, bounded decoding of a Content-Encoding (gzip / deflate / br / identity).
+
+    ``decompress(data, max_length)`` (zlib) and ``process(data, output_buffer_limit=...)`` (brotli >= 1.2) never
+    produce much more than the cap allows, so a bomb costs about the cap in memory, however much it would
+    inflate to.
     """
 
     def __init__(self, encoding: str, limit: int) -> None:
@@ -59,9 +74,12 @@ class _Inflater:
         self.size = 0
         self._may_be_raw = False  # "deflate" is often sent without its zlib header
         enc = encoding.strip().lower()
-        self._d: zlib._Decompress | None
+        self._d: zlib._Decompress | None = None
+        self._br: brotli.Decompressor | None = None
         if enc in ("", "identity"):
             self._d = None
+        elif enc == "br":
+            self._br = brotli.Decompressor()
         elif enc in ("gzip", "x-gzip"):
             self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif enc == "deflate":
@@ -71,6 +89,8 @@ class _Inflater:
             raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
     def feed(self, data: bytes) -> bytes:
+        if self._br is not None:
+            return self._feed_brotli(data)
         if self._d is None:
             return self._count(data)
         out = bytearray()
@@ -88,7 +108,23 @@ class _Inflater:
             data = self._d.unconsumed_tail
         return bytes(out)
 
+    def _feed_brotli(self, data: bytes) -> bytes:
+        # brotli's contract: once the output limit is hit, call process(b"") until it can accept input again.
+        assert self._br is not None
+        out = bytearray()
+        try:
+            out += self._count(self._br.process(data, output_buffer_limit=self.limit - self.size + 1))
+            while not self._br.can_accept_more_data():
+                out += self._count(self._br.process(b"", output_buffer_limit=self.limit - self.size + 1))
+        except brotli.error as e:
+            raise CorruptBody(f"corrupt br body: {e}") from e
+        return bytes(out)
+
     def flush(self) -> bytes:
+        if self._br is not None:
+            if not self._br.is_finished():
+                raise CorruptBody("corrupt br body: the stream ends early")
+            return b""
         return self._count(self._d.flush()) if self._d is not None else b""
 
     def _count(self, chunk: bytes) -> bytes:
@@ -112,6 +148,53 @@ def _retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def freshness(headers: Mapping[str, str], now: float) -> Freshness | None:
+    """How long a response stays fresh (RFC 9111 4.2.1): ``Cache-Control: max-age`` minus ``Age``, else
+    ``Expires`` minus ``Date``. None when it says nothing, forbids caching, or is already stale; an invalid
+    ``Expires`` means "already expired" (RFC 9111 5.3). Header names must be lower-case.
+    """
+    directives = {}
+    for part in headers.get("cache-control", "").split(","):
+        name, _, value = part.strip().partition("=")
+        directives[name.strip().lower()] = value.strip().strip('"')
+    if "no-store" in directives or "no-cache" in directives:
+        return None
+    if "max-age" in directives:
+        if not directives["max-age"].isdigit():
+            return None
+        age = headers.get("age", "").strip()
+        seconds = float(directives["max-age"]) - (float(age) if age.isdigit() else 0.0)
+        return Freshness(seconds, "max-age") if seconds > 0 else None
+    expires = headers.get("expires")
+    if not expires:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(expires).timestamp()
+    except (TypeError, ValueError):
+        return None
+    base = now
+    if headers.get("date"):
+        with contextlib.suppress(TypeError, ValueError):
+            base = email.utils.parsedate_to_datetime(headers["date"]).timestamp()
+    seconds = when - base
+    return Freshness(seconds, "expires") if seconds > 0 else None
+
+
+def permanent_target(resp: httpx.Response) -> str | None:
+    """Where the leading permanent redirects (301/308) of this response's chain lead, or None.
+
+    ``A -301-> B -302-> C`` gives B: the move to B is permanent, the hop to C is not. ``A -302-> B -301-> C``
+    gives None: the feed's own URL was only redirected temporarily.
+    """
+    chain = [*resp.history, resp]
+    target = None
+    for hop, nxt in itertools.pairwise(chain):
+        if hop.status_code not in PERMANENT_REDIRECTS:
+            break
+        target = str(nxt.url)
+    return target
+
+
 class HttpFetcher:
     """Fetches feeds with one shared httpx.AsyncClient.
 
@@ -129,7 +212,7 @@ class HttpFetcher:
         self._client = httpx.AsyncClient(
             headers={
                 "User-Agent": user_agent,
-                "Accept-Encoding": "gzip, deflate",
+                "Accept-Encoding": ACCEPT_ENCODING,
                 "Accept": "application/atom+xml, application/rss+xml, application/xml;q=0.9, "
                 "application/feed+json;q=0.9, text/xml;q=0.8, */*;q=0.5",
             },
@@ -174,8 +257,10 @@ class HttpFetcher:
         try:
             async with self._client.stream("GET", req.url, headers=headers, timeout=timeout) as resp:
                 final = str(resp.url)
+                moved_to = permanent_target(resp)
+                fresh = freshness({k.lower(): v for k, v in resp.headers.items()}, time.time())
                 if resp.status_code == 304:
-                    return NotModified(final)
+                    return NotModified(final, freshness=fresh, moved_to=moved_to)
                 if resp.status_code != 200:
                     retry = None
                     if resp.status_code in (429, 503):
@@ -185,6 +270,7 @@ class HttpFetcher:
                         f"HTTP {resp.status_code} {resp.reason_phrase}".strip(),
                         status=resp.status_code,
                         retry_after=retry,
+                        moved_to=moved_to,
                     )
                 length = resp.headers.get("content-length")
                 if (
@@ -209,6 +295,8 @@ class HttpFetcher:
                     return Failed(final, f"response is over the {req.max_size:,}-byte cap (cut)", status=200)
                 except zlib.error as e:
                     return Failed(final, f"corrupt {resp.headers.get('content-encoding')} body: {e}", status=200)
+                except CorruptBody as e:
+                    return Failed(final, str(e), status=200)
                 h = {k.lower(): v for k, v in resp.headers.items()}
                 h.pop("content-encoding", None)
                 h.pop("content-length", None)
@@ -219,6 +307,8 @@ class HttpFetcher:
                     h,
                     etag=resp.headers.get("etag"),
                     last_modified=resp.headers.get("last-modified"),
+                    freshness=fresh,
+                    moved_to=moved_to,
                 )
         except httpx.TooManyRedirects:
             return Failed(req.url, f"more than {MAX_REDIRECTS} redirects")

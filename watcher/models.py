@@ -24,9 +24,26 @@ class FeedState:
     last_modified: str | None = None  # validator from the last 200 response
     consecutive_failures: int = 0  # failed polls since the last success
     last_success_at: datetime | None = None  # None: never polled successfully (first poll = backfill)
+    configured_url: str = ""  # the URL in feeds.yaml; differs from `url` after a permanent move
+    last_poll_at: datetime | None = None  # when the last poll (of any outcome) was recorded
+    failing_since: datetime | None = None  # first failure of the current run of failures
+    next_poll_at: datetime | None = None  # earliest next poll the politeness policy allows
+    next_poll_reason: str | None = None  # why: interval, max-age, expires, ttl, retry-after, backoff
+    redirect_target: str | None = None  # where recent polls were permanently redirected (301/308)
+    redirect_count: int = 0  # consecutive successful polls redirected there
+    gone_at: datetime | None = None  # a 410 Gone was seen: the feed is disabled until its URL changes
+    ttl: float | None = None  # the feed's RSS <ttl>, in seconds, from its last parse
 
 
 # --- fetch -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How long a response says it stays fresh: a lower bound on the next poll (politeness)."""
+
+    seconds: float  # from now
+    source: Literal["max-age", "expires"]  # the header it came from
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,8 @@ class Fetched:
     headers: Mapping[str, str]  # response headers, lower-case names
     etag: str | None = None  # ETag to send next time
     last_modified: str | None = None  # Last-Modified to send next time
+    freshness: Freshness | None = None  # Cache-Control max-age / Expires, if the response gave one
+    moved_to: str | None = None  # target of the leading permanent redirects (301/308), if any
     kind: Literal["fetched"] = "fetched"
 
 
@@ -48,6 +67,8 @@ class NotModified:
 
     url: str  # final URL after redirects
     status: int = 304
+    freshness: Freshness | None = None  # Cache-Control max-age / Expires, if the response gave one
+    moved_to: str | None = None  # target of the leading permanent redirects (301/308), if any
     kind: Literal["not_modified"] = "not_modified"
 
 
@@ -59,6 +80,7 @@ class Failed:
     reason: str  # human-readable cause, secret-free
     status: int | None = None  # HTTP status when a response arrived
     retry_after: float | None = None  # seconds the server asked us to wait (429/503), if any
+    moved_to: str | None = None  # target of the leading permanent redirects (301/308), if any
     kind: Literal["failed"] = "failed"
 
 
@@ -90,6 +112,7 @@ class ParsedFeed:
     version: str  # feedparser's version string ("rss20", "atom10", "json11"...)
     entries: tuple[Entry, ...]  # in document order
     warning: str | None = None  # a recoverable problem (feedparser's bozo), kept for the log
+    ttl: float | None = None  # RSS <ttl> in seconds (how long the publisher says to cache it), if valid
 
 
 # --- match -------------------------------------------------------------------------------------------------
@@ -116,10 +139,37 @@ class PollReport:
     """What one poll of one feed did; one log line each."""
 
     feed: str  # feed name
-    status: str  # "ok", "not-modified", "failed"
+    status: str  # "ok", "not-modified", "failed", "skipped" (held back: backing off, cached, disabled)
     http_status: int | None  # last HTTP status, None when no response arrived
     new_entries: int  # entries stored for the first time
     hits: int  # hits recorded
     alerts: int  # alerts queued
     duration: float  # seconds, wall time
     error: str | None = None  # why it failed, secret-free
+    next_poll_at: datetime | None = None  # earliest next poll (None: disabled, or never decided)
+    next_poll_reason: str | None = None  # why then: interval, max-age, expires, ttl, retry-after, backoff, gone
+
+
+# --- feed health -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    """What the store knows of one feed's health: the input of the health checks (health.py)."""
+
+    feed_id: int
+    name: str
+    url: str  # the URL in feeds.yaml
+    moved_to: str | None = None  # the URL fetched since a permanent move, if any
+    last_success_at: datetime | None = None
+    last_http_status: int | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    gone_at: datetime | None = None  # disabled by a 410 Gone
+    next_poll_at: datetime | None = None
+    next_poll_reason: str | None = None
+    first_entry_at: datetime | None = None  # first_seen of the first poll's entries (the backlog)
+    last_entry_at: datetime | None = None  # first_seen of the newest entry
+    new_entries: int = 0  # entries first seen after the first poll (the backlog does not count)
+    health_alert: str | None = None  # the condition last alerted: failing / silent / disabled; None: ok

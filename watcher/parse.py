@@ -164,8 +164,17 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None, *, url: str = "
         version=version or "unknown",
         entries=tuple(_entry(e, now, url) for e in entries),
         warning=warning,
+        ttl=feed_ttl(d.get("feed", {}).get("ttl")),
     )
     return _dedupe(parsed, now)
+
+
+def feed_ttl(value: object) -> float | None:
+    """RSS ``<ttl>`` (minutes to cache the channel) in seconds; None when absent or not a positive number."""
+    text = str(value or "").strip()
+    if not text.isdigit() or int(text) <= 0:
+        return None
+    return int(text) * 60.0
 
 
 def _dedupe(feed: ParsedFeed, now: datetime) -> ParsedFeed:
@@ -178,4 +187,4 @@ def _dedupe(feed: ParsedFeed, now: datetime) -> ParsedFeed:
             out.append(e)
     if len(out) == len(feed.entries):
         return feed
-    return ParsedFeed(feed.title, feed.version, tuple(out), feed.warning)
+    return dataclasses.replace(feed, entries=tuple(out))

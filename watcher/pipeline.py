@@ -2,13 +2,17 @@
 
     feed_state | fetch | parse | drop_known | match | record (one transaction) | deliver
 
-1. the store gives the feed's state (URL, ETag, Last-Modified, whether it was ever polled);
+1. the store gives the feed's state (URL, ETag, Last-Modified, whether it was ever polled, its hold); a feed the
+   server or its backoff holds back (policy.held_until) is skipped, unless forced;
 2. fetch returns Fetched / NotModified / Failed as a value (a 304 ends the poll: no parsing);
 3. parse turns bytes into plain-text entries (pure, in a worker thread);
 4. entries whose key is already stored are dropped;
 5. the compiled rules turn the new entries into hits (pure);
 6. entries, hits and their pending alerts are written in ONE transaction, with the feed's new state;
 7. the deliverer sends pending alerts and marks each one sent; a failure stays pending and is retried.
+
+Every outcome also goes through policy.decide (next poll, backoff, redirect streak, 410), whose Decision is
+written with the poll's own write.
 
 A failure at any step is recorded on the feed and returned as a PollReport; it never stops the other feeds.
 A crash between 6 and 7 loses nothing: the alerts are pending in the database and the next drain sends them.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +33,9 @@ from typing import Any, TypeVar
 from .config import FeedConfig
 from .errors import ParseError, StoreError
 from .fetch import Fetcher, Request
-from .models import Failed, Hit, NotModified, PollReport
+from .models import Failed, FeedState, Hit, NotModified, PollReport
 from .parse import parse
+from .policy import Decision, Limits, Outcome, decide, held_until
 from .rules import RuleSet
 from .rules.matcher import Feedinfo
 from .store import PollWrite, Store
@@ -49,12 +55,14 @@ class Pipeline:
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_report: Callable[[PollReport], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.rules = rules
         self.now = now
         self.on_report = on_report  # called with every poll's report (metrics); must not raise or block
+        self.rng = rng or random.Random()  # backoff jitter; tests inject a seeded one
         # SQLite has one writer: funnel every store call through one thread instead of contending for the lock
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
 
@@ -64,17 +72,23 @@ class Pipeline:
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, partial(fn, *args))
 
-    async def poll_feed(self, feed: FeedConfig) -> PollReport:
+    async def poll_feed(self, feed: FeedConfig, *, force: bool = False) -> PollReport:
+        """Poll one feed, unless the server or its backoff holds it back (or a 410 disabled it) and not `force`."""
         started = time.monotonic()
         try:
-            report = await self._poll(feed, started)
+            report = await self._poll(feed, started, force)
         except StoreError:
             raise  # the database itself is failing: not one feed's problem
         except Exception as e:  # a bug must not stop the other feeds, but it must be seen
             log.exception("feed %s: internal error while polling", feed.name)
-            report = await self._failed(feed, None, f"internal error: {type(e).__name__}: {e}", started)
+            state = await self._store(self.store.feed_state, feed.name)
+            error = f"internal error: {type(e).__name__}: {e}"
+            report = await self._failed(feed, state, Outcome(ok=False), error, started)
+        if report.status == "skipped":
+            log.debug("feed=%s skipped: held until %s (%s)", report.feed, report.next_poll_at, report.next_poll_reason)
+            return report
         log.info(
-            "feed=%s status=%s http=%s new=%d hits=%d alerts=%d duration=%.2fs%s",
+            "feed=%s status=%s http=%s new=%d hits=%d alerts=%d duration=%.2fs%s%s",
             report.feed,
             report.status,
             report.http_status if report.http_status is not None else "-",
@@ -83,6 +97,9 @@ class Pipeline:
             report.alerts,
             report.duration,
             f" error={report.error!r}" if report.error else "",
+            f" next={report.next_poll_reason}@{report.next_poll_at:%Y-%m-%dT%H:%M:%SZ}"
+            if report.next_poll_at is not None and report.next_poll_reason != "interval"
+            else "",
             extra={  # the same fields as keys, for --log-format json (watcher/observe/logs.py)
                 "event": "poll",
                 "feed": report.feed,
@@ -93,24 +110,75 @@ class Pipeline:
                 "alerts": report.alerts,
                 "duration": round(report.duration, 3),
                 "error": report.error,
+                "next_poll": report.next_poll_at.isoformat() if report.next_poll_at else None,
+                "next_poll_reason": report.next_poll_reason,
             },
         )
         if self.on_report is not None:
             self.on_report(report)
         return report
 
-    async def _failed(self, feed: FeedConfig, status: int | None, error: str, started: float) -> PollReport:
-        state = await self._store(self.store.feed_state, feed.name)
-        if state is not None:
-            await self._store(self.store.record_failure, state.feed_id, self.now(), status, error)
-        return PollReport(feed.name, "failed", status, 0, 0, 0, time.monotonic() - started, error)
+    def _decide(self, feed: FeedConfig, state: FeedState, outcome: Outcome, now: datetime) -> Decision:
+        limits = Limits(feed.interval, feed.max_backoff, feed.max_cache_wait)
+        decision = decide(state, outcome, now, limits, self.rng)
+        if decision.move_to is not None:
+            log.warning(
+                "feed %s moved permanently: %s -> %s (301/308 on %d polls in a row); fetched there from now on "
+                "(edit its url in feeds.yaml to make it official)",
+                feed.name,
+                state.url,
+                decision.move_to,
+                state.redirect_count + 1,
+            )
+        if decision.gone:
+            log.warning("feed %s answered 410 Gone: disabled until its url changes in feeds.yaml", feed.name)
+        return decision
 
-    async def _poll(self, feed: FeedConfig, started: float) -> PollReport:
+    async def _failed(
+        self, feed: FeedConfig, state: FeedState | None, outcome: Outcome, error: str, started: float
+    ) -> PollReport:
+        now = self.now()
+        decision = None
+        if state is not None:
+            decision = self._decide(feed, state, outcome, now)
+            if decision.gone:
+                error += "; feed disabled until its url changes in feeds.yaml"
+            await self._store(self.store.record_failure, state.feed_id, now, outcome.http_status, error, decision)
+        return PollReport(
+            feed.name,
+            "failed",
+            outcome.http_status,
+            0,
+            0,
+            0,
+            time.monotonic() - started,
+            error,
+            next_poll_at=decision.next_poll_at if decision else None,
+            next_poll_reason=decision.next_poll_reason if decision else None,
+        )
+
+    async def _poll(self, feed: FeedConfig, started: float, force: bool) -> PollReport:
         state = await self._store(self.store.feed_state, feed.name)
-        if state is None:
+        if state is None or state.configured_url != feed.url:
+            # a new feed, or its URL was edited since the last sync (a daemon reload): start afresh at it
             await self._store(self.store.sync_feeds, [(feed.name, feed.url)], self.now())
             state = await self._store(self.store.feed_state, feed.name)
             assert state is not None
+        held = None if force else held_until(state, self.now())
+        if held is not None:
+            gone = state.gone_at is not None
+            return PollReport(
+                feed.name,
+                "skipped",
+                None,
+                0,
+                0,
+                0,
+                time.monotonic() - started,
+                None,
+                next_poll_at=None if gone else held,
+                next_poll_reason="gone" if gone else state.next_poll_reason,
+            )
         req = Request(
             url=state.url,
             etag=state.etag,
@@ -121,15 +189,29 @@ class Pipeline:
         )
         result = await self.fetcher.fetch(req)
         if isinstance(result, Failed):
-            return await self._failed(feed, result.status, result.reason, started)
+            outcome = Outcome(ok=False, http_status=result.status, retry_after=result.retry_after)
+            return await self._failed(feed, state, outcome, result.reason, started)
         now = self.now()
         if isinstance(result, NotModified):
-            await self._store(self.store.record_not_modified, state.feed_id, now, result.status)
-            return PollReport(feed.name, "not-modified", result.status, 0, 0, 0, time.monotonic() - started)
+            outcome = Outcome(ok=True, freshness=result.freshness, ttl=state.ttl, moved_to=result.moved_to)
+            decision = self._decide(feed, state, outcome, now)
+            await self._store(self.store.record_not_modified, state.feed_id, now, result.status, decision)
+            return PollReport(
+                feed.name,
+                "not-modified",
+                result.status,
+                0,
+                0,
+                0,
+                time.monotonic() - started,
+                next_poll_at=decision.next_poll_at,
+                next_poll_reason=decision.next_poll_reason,
+            )
         try:
             parsed = await asyncio.to_thread(parse, result.body, result.headers, url=result.url, now=now)
         except ParseError as e:
-            return await self._failed(feed, result.status or None, str(e), started)
+            outcome = Outcome(ok=False, http_status=result.status or None)
+            return await self._failed(feed, state, outcome, str(e), started)
         keys = [e.key for e in parsed.entries]
         known = await self._store(self.store.known_keys, state.feed_id, keys)
         new = [e for e in parsed.entries if e.key not in known]
@@ -140,6 +222,8 @@ class Pipeline:
             found = rules.match(entry, info)
             if found:
                 hits[entry.key] = found
+        outcome = Outcome(ok=True, freshness=result.freshness, ttl=parsed.ttl, moved_to=result.moved_to)
+        decision = self._decide(feed, state, outcome, now)
         first_poll = state.last_success_at is None
         cutoff = now - timedelta(seconds=feed.backfill_alert_window) if first_poll else None
         counts = await self._store(
@@ -156,6 +240,8 @@ class Pipeline:
                 hits=hits,
                 alert_cutoff=cutoff,
                 warning=parsed.warning,
+                decision=decision,
+                ttl=parsed.ttl,
             ),
         )
         if parsed.warning:
@@ -168,8 +254,10 @@ class Pipeline:
             counts.hits,
             counts.alerts,
             time.monotonic() - started,
+            next_poll_at=decision.next_poll_at,
+            next_poll_reason=decision.next_poll_reason,
         )
 
-    async def poll_many(self, feeds: Sequence[FeedConfig]) -> list[PollReport]:
+    async def poll_many(self, feeds: Sequence[FeedConfig], *, force: bool = False) -> list[PollReport]:
         """Poll feeds concurrently (the fetcher enforces the global and per-host limits)."""
-        return list(await asyncio.gather(*(self.poll_feed(f) for f in feeds)))
+        return list(await asyncio.gather(*(self.poll_feed(f, force=force) for f in feeds)))

@@ -4,6 +4,14 @@ APScheduler facts this relies on (measured, see LIBRARY-NOTES): its AsyncIOExecu
 jobs on shutdown whatever ``wait`` says, so the daemon pauses the scheduler, waits for its own set of in-flight
 polls with a deadline, and only then shuts it down. ``jitter`` drifts, so feeds are spread with a random
 ``start_date`` instead. Jobs live in the memory store and are rebuilt from feeds.yaml by id on every reload.
+
+A feed's job fires on its interval. When a poll ends with a hold (backoff, Retry-After, max-age, Expires, <ttl>:
+see policy.py), the job is moved to exactly the end of the hold (``modify(next_run_time=...)``), so a feed
+backing off for 6 h wakes once, not every interval; the interval resumes from there. Holds are stored, so after
+a restart the first run of a held feed skips (the pipeline checks) and moves the job the same way. A feed
+disabled by 410 Gone keeps its job; each run is a cheap skip until its URL changes.
+
+The health job checks every feed's condition on a timer and sends operational alerts (health.py).
 """
 
 from __future__ import annotations
@@ -22,13 +30,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config, FeedConfig
 from .errors import ConfigError
+from .health import HealthMonitor, health_settings, ops_destinations
+from .models import PollReport
 from .notify import Deliverer
 from .pipeline import Pipeline
+from .policy import HOLDS
 
 log = logging.getLogger("watcher.daemon")
 
 DELIVERY_INTERVAL = 30.0  # seconds between outbox drains (retries); polls with alerts drain at once
 RELOAD_CHECK_INTERVAL = 5.0  # seconds between checks of the config files' modification times
+HEALTH_CHECK_INTERVAL = 300.0  # seconds between feed-health checks (alerts thresholds are hours)
 
 
 class Daemon:
@@ -43,10 +55,14 @@ class Daemon:
         load_config: Callable[[], Config],
         drain_deadline: float = 30.0,
         rng: random.Random | None = None,
+        health: HealthMonitor | None = None,
+        health_interval: float = HEALTH_CHECK_INTERVAL,
     ) -> None:
         self.config = config
         self.pipeline = pipeline
         self.deliverer = deliverer
+        self.health = health
+        self.health_interval = health_interval
         self.load_config = load_config
         self.drain_deadline = drain_deadline
         self.rng = rng or random.Random()
@@ -76,9 +92,13 @@ class Daemon:
         return datetime.now(UTC) + timedelta(seconds=self.rng.uniform(0, spread))
 
     def _add_feed_job(self, feed: FeedConfig) -> None:
+        first = self._first_run(feed)
         self.scheduler.add_job(
             self._poll_job,
-            IntervalTrigger(seconds=feed.interval, start_date=self._first_run(feed), timezone=UTC),
+            IntervalTrigger(seconds=feed.interval, start_date=first, timezone=UTC),
+            # explicit: a start_date already past when the scheduler starts (a 0s offset) would otherwise
+            # put the first poll a whole interval later
+            next_run_time=first,
             args=[feed.name],
             id=f"feed:{feed.name}",
             name=f"poll {feed.name}",
@@ -98,7 +118,13 @@ class Daemon:
                 log.info("feed %s removed from the schedule", job.id[5:])
         for name, feed in wanted.items():
             prev = before.get(name)
-            if prev is None or prev.interval != feed.interval or self.scheduler.get_job(f"feed:{name}") is None:
+            # a new URL is polled at once too (it may end a hold or a 410), not when the old hold ends
+            if (
+                prev is None
+                or prev.interval != feed.interval
+                or prev.url != feed.url
+                or self.scheduler.get_job(f"feed:{name}") is None
+            ):
                 self._add_feed_job(feed)
 
     async def _tracked(self, coro: object) -> None:
@@ -120,8 +146,22 @@ class Daemon:
 
     async def _poll_and_deliver(self, feed: FeedConfig) -> None:
         report = await self.pipeline.poll_feed(feed)
+        self._follow_hold(report)
         if report.alerts:
             await self.deliverer.deliver_pending()
+
+    def _follow_hold(self, report: PollReport) -> None:
+        """Move the feed's job to the end of a hold, so it neither polls early nor wakes up for nothing."""
+        if report.next_poll_at is None or report.next_poll_reason not in HOLDS:
+            return
+        job = self.scheduler.get_job(f"feed:{report.feed}")
+        if job is not None:
+            job.modify(next_run_time=report.next_poll_at)
+            log.debug("feed %s: next poll at %s (%s)", report.feed, report.next_poll_at, report.next_poll_reason)
+
+    async def _health_job(self) -> None:
+        if self.health is not None and not self._stop.is_set():
+            await self._tracked(self.health.check([f.name for f in self.config.feeds.enabled]))
 
     async def _deliver_job(self) -> None:
         if not self._stop.is_set():
@@ -148,6 +188,9 @@ class Daemon:
             return False
         old, self.config = self.config, new
         self.deliverer.destinations = new.rules.destinations
+        if self.health is not None:
+            self.health.destinations = ops_destinations(new)
+            self.health.settings = health_settings(new)
         self.sync_jobs(old)
         log.info("configuration reloaded: %d feeds, %d rules", len(new.feeds.enabled), len(new.rules.rules))
         return True
@@ -188,6 +231,15 @@ class Daemon:
             coalesce=True,
             max_instances=1,
         )
+        if self.health is not None:
+            self.scheduler.add_job(
+                self._health_job,
+                IntervalTrigger(seconds=self.health_interval, timezone=UTC),
+                id="health",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(1, int(self.health_interval / 2)),
+            )
         self.started_at = datetime.now(UTC)
         self.scheduler.start()
         log.info(

@@ -10,6 +10,7 @@ The schema carries a version in ``meta``; migrations (Alembic) can take over fro
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import StoreError
-from .models import Entry, FeedState, Hit
+from .models import Entry, FeedHealth, FeedState, Hit
+from .policy import Decision
 
-SCHEMA_VERSION = 1
+log = logging.getLogger("watcher.store")
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -67,6 +69,18 @@ feeds = sa.Table(
     sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("failing_since", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # politeness (policy.py): `url` stays the URL of feeds.yaml; `moved_to` is fetched instead after a move
+    sa.Column("moved_to", sa.Text),  # where the feed moved (301/308 on several polls); NULL: not moved
+    sa.Column("moved_at", UTCDateTime),
+    sa.Column("redirect_target", sa.Text),  # the current streak of permanent redirects: where to ...
+    sa.Column("redirect_count", sa.Integer, nullable=False, server_default="0"),  # ... and how many polls
+    sa.Column("gone_at", UTCDateTime),  # 410 Gone: disabled until the URL changes in feeds.yaml
+    sa.Column("next_poll_at", UTCDateTime),  # earliest next poll
+    sa.Column("next_poll_reason", sa.String(20)),  # interval / max-age / expires / ttl / retry-after / backoff / gone
+    sa.Column("ttl", sa.Float),  # RSS <ttl> in seconds from the last parse (a 304 does not repeat it)
+    # feed health (health.py): the condition last alerted, so one alert goes out per change, across restarts
+    sa.Column("health_alert", sa.String(20)),  # failing / silent / disabled; NULL: ok
+    sa.Column("health_alert_at", UTCDateTime),
 )
 
 entries = sa.Table(
@@ -180,6 +194,8 @@ class PollWrite:
     hits: Mapping[str, Sequence[Hit]]  # entry key -> hits
     alert_cutoff: datetime | None  # alert only on entries published at/after it (first poll); None: all new
     warning: str | None = None  # a recoverable parse problem, shown in `watcher feeds`
+    decision: Decision | None = None  # next poll, redirect streak, move (policy.py); None: leave as is
+    ttl: float | None = None  # the feed's RSS <ttl> in seconds, kept for the polls answered by a 304
 
 
 @dataclass(frozen=True)
@@ -220,15 +236,23 @@ class Store:
             raise StoreError(f"invalid database URL: {e}") from e
 
     def create(self) -> None:
-        with self.begin() as conn:
-            metadata.create_all(conn)
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-            if row is None:
-                conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(row) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema {row} is newer than this watcher ({SCHEMA_VERSION}): upgrade watcher"
-                )
+        """Create or upgrade the schema through the migrations (watcher/migrations)."""
+        from . import migrations
+
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            metadata.create_all(self.engine)  # a private in-memory database: nothing to migrate
+            return
+        known = migrations.head()
+        rev = migrations.current(url.render_as_string(hide_password=False))
+        if rev not in (None, "legacy") and not migrations.is_known(rev):
+            raise StoreError(
+                f"the database is at schema {rev}, newer than this watcher knows ({known}): "
+                "upgrade watcher, or restore a backup made by this version"
+            )
+        if rev != known:
+            before, after = migrations.upgrade(url.render_as_string(hide_password=False))
+            log.info("database schema upgraded from %s to %s", before or "empty", after)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -247,7 +271,12 @@ class Store:
     # --- feeds -------------------------------------------------------------------------------------------
 
     def sync_feeds(self, configured: Iterable[tuple[str, str]], now: datetime) -> dict[str, FeedState]:
-        """Make sure every (name, url) has a row; a changed URL resets the HTTP validators."""
+        """Make sure every (name, url) has a row.
+
+        ``url`` is the URL of feeds.yaml: a permanent move (``moved_to``) does not change it, so syncing never
+        undoes a move. When the user edits the URL, the feed starts afresh at it: validators, move, redirect
+        streak, hold and a 410's disabling are reset (the failure count stays until a poll succeeds).
+        """
         with self.begin() as conn:
             for name, url in configured:
                 row = conn.execute(sa.select(feeds.c.id, feeds.c.url).where(feeds.c.name == name)).first()
@@ -255,7 +284,21 @@ class Store:
                     conn.execute(sa.insert(feeds).values(name=name, url=url, created_at=now, consecutive_failures=0))
                 elif row.url != url:
                     conn.execute(
-                        sa.update(feeds).where(feeds.c.id == row.id).values(url=url, etag=None, last_modified=None)
+                        sa.update(feeds)
+                        .where(feeds.c.id == row.id)
+                        .values(
+                            url=url,
+                            etag=None,
+                            last_modified=None,
+                            moved_to=None,
+                            moved_at=None,
+                            redirect_target=None,
+                            redirect_count=0,
+                            gone_at=None,
+                            next_poll_at=None,
+                            next_poll_reason=None,
+                            ttl=None,
+                        )
                     )
         return {s.name: s for s in self.feed_states()}
 
@@ -281,7 +324,9 @@ class Store:
                 )
         return found
 
-    def record_not_modified(self, feed_id: int, now: datetime, http_status: int) -> None:
+    def record_not_modified(
+        self, feed_id: int, now: datetime, http_status: int, decision: Decision | None = None
+    ) -> None:
         with self.begin() as conn:
             conn.execute(
                 sa.update(feeds)
@@ -294,10 +339,14 @@ class Store:
                     last_error=None,
                     consecutive_failures=0,
                     failing_since=None,
+                    gone_at=None,
+                    **_decision_values(decision, now),
                 )
             )
 
-    def record_failure(self, feed_id: int, now: datetime, http_status: int | None, error: str) -> None:
+    def record_failure(
+        self, feed_id: int, now: datetime, http_status: int | None, error: str, decision: Decision | None = None
+    ) -> None:
         with self.begin() as conn:
             conn.execute(
                 sa.update(feeds)
@@ -309,6 +358,7 @@ class Store:
                     last_error=error[:2000],
                     consecutive_failures=feeds.c.consecutive_failures + 1,
                     failing_since=sa.func.coalesce(feeds.c.failing_since, now),
+                    **_decision_values(decision, now),
                 )
             )
 
@@ -388,7 +438,8 @@ class Store:
                 sa.update(feeds)
                 .where(feeds.c.id == w.feed_id)
                 .values(
-                    url=w.url if w.url.startswith(("http", "file")) else feeds.c.url,
+                    # w.url (the final URL after redirects) is not stored: a feed moves only through a
+                    # decision (301/308 on several polls); a temporary redirect must not move it
                     etag=w.etag,
                     last_modified=w.last_modified,
                     title=w.title,
@@ -400,9 +451,19 @@ class Store:
                     last_warning=w.warning[:2000] if w.warning else None,
                     consecutive_failures=0,
                     failing_since=None,
+                    gone_at=None,
+                    ttl=w.ttl,
+                    **_decision_values(w.decision, w.now),
                 )
             )
         return PollCounts(len(inserted), n_hits, n_alerts)
+
+    def set_health_alert(self, feed_id: int, condition: str | None, now: datetime) -> None:
+        """Remember the condition last alerted for a feed (None: ok), so the next check alerts only on a change."""
+        with self.begin() as conn:
+            conn.execute(
+                sa.update(feeds).where(feeds.c.id == feed_id).values(health_alert=condition, health_alert_at=now)
+            )
 
     # --- alerts ------------------------------------------------------------------------------------------
 
@@ -540,6 +601,59 @@ class Store:
             for r in rows
         ]
 
+    def _entry_stats(self, conn: Connection) -> dict[int, tuple[datetime, datetime, int]]:
+        """Per feed: first_seen of its first poll's entries, of its newest entry, and how many came after."""
+        first = (
+            sa.select(entries.c.feed_id, sa.func.min(entries.c.first_seen).label("first"))
+            .group_by(entries.c.feed_id)
+            .subquery()
+        )
+        q = (
+            sa.select(
+                entries.c.feed_id,
+                sa.func.min(entries.c.first_seen),
+                sa.func.max(entries.c.first_seen),
+                sa.func.sum(sa.case((entries.c.first_seen > first.c.first, 1), else_=0)),
+            )
+            .join(first, first.c.feed_id == entries.c.feed_id)
+            .group_by(entries.c.feed_id)
+        )
+        out = {}
+        for feed_id, lo, hi, n in conn.execute(q).all():
+            # an aggregate bypasses the column type: SQLite hands back text (or a naive datetime)
+            out[feed_id] = (_aware(lo), _aware(hi), int(n or 0))
+        return out
+
+    def feed_health(self) -> list[FeedHealth]:
+        """Every feed's health facts (for the health checks and `watcher feeds`)."""
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(feeds).order_by(feeds.c.name)).all()
+            stats = self._entry_stats(conn)
+        out = []
+        for r in rows:
+            first, last, n = stats.get(r.id, (None, None, 0))
+            out.append(
+                FeedHealth(
+                    feed_id=r.id,
+                    name=r.name,
+                    url=r.url,
+                    moved_to=r.moved_to,
+                    last_success_at=r.last_success_at,
+                    last_http_status=r.last_http_status,
+                    last_error=r.last_error,
+                    consecutive_failures=r.consecutive_failures,
+                    failing_since=r.failing_since,
+                    gone_at=r.gone_at,
+                    next_poll_at=r.next_poll_at,
+                    next_poll_reason=r.next_poll_reason,
+                    first_entry_at=first,
+                    last_entry_at=last,
+                    new_entries=n,
+                    health_alert=r.health_alert,
+                )
+            )
+        return out
+
     def feeds_overview(self) -> list[dict[str, Any]]:
         n_entries = sa.select(sa.func.count()).where(entries.c.feed_id == feeds.c.id).scalar_subquery()
         n_hits = (
@@ -551,24 +665,38 @@ class Store:
         q = sa.select(feeds, n_entries.label("n_entries"), n_hits.label("n_hits")).order_by(feeds.c.name)
         with self.begin() as conn:
             rows = conn.execute(q).all()
-        return [
-            {
-                "name": r.name,
-                "url": r.url,
-                "title": r.title,
-                "last_poll": _iso(r.last_poll_at),
-                "last_success": _iso(r.last_success_at),
-                "status": r.last_status or "never polled",
-                "http_status": r.last_http_status,
-                "consecutive_failures": r.consecutive_failures,
-                "failing_since": _iso(r.failing_since),
-                "last_error": r.last_error,
-                "warning": r.last_warning,
-                "entries": r.n_entries,
-                "hits": r.n_hits,
-            }
-            for r in rows
-        ]
+            stats = self._entry_stats(conn)
+        out = []
+        for r in rows:
+            first, last, n = stats.get(r.id, (None, None, 0))
+            out.append(
+                {
+                    "name": r.name,
+                    "url": r.url,
+                    "moved_to": r.moved_to,
+                    "moved_at": _iso(r.moved_at),
+                    "title": r.title,
+                    "last_poll": _iso(r.last_poll_at),
+                    "last_success": _iso(r.last_success_at),
+                    "status": r.last_status or "never polled",
+                    "http_status": r.last_http_status,
+                    "consecutive_failures": r.consecutive_failures,
+                    "failing_since": _iso(r.failing_since),
+                    "disabled_at": _iso(r.gone_at),
+                    "next_poll": _iso(r.next_poll_at),
+                    "next_poll_reason": r.next_poll_reason,
+                    "redirect_target": r.redirect_target,
+                    "redirect_count": r.redirect_count,
+                    "last_error": r.last_error,
+                    "warning": r.last_warning,
+                    "entries": r.n_entries,
+                    "hits": r.n_hits,
+                    "last_entry": _iso(last),
+                    "mean_entry_interval": mean_interval(first, last, n),
+                    "health_alert": r.health_alert,
+                }
+            )
+        return out
 
     def counts(self) -> dict[str, int]:
         with self.begin() as conn:
@@ -587,12 +715,55 @@ def _state(r: Any) -> FeedState:
     return FeedState(
         feed_id=r.id,
         name=r.name,
-        url=r.url,
+        url=r.moved_to or r.url,
         etag=r.etag,
         last_modified=r.last_modified,
         consecutive_failures=r.consecutive_failures,
         last_success_at=r.last_success_at,
+        configured_url=r.url,
+        last_poll_at=r.last_poll_at,
+        failing_since=r.failing_since,
+        next_poll_at=r.next_poll_at,
+        next_poll_reason=r.next_poll_reason,
+        redirect_target=r.redirect_target,
+        redirect_count=r.redirect_count,
+        gone_at=r.gone_at,
+        ttl=r.ttl,
     )
+
+
+def _decision_values(d: Decision | None, now: datetime) -> dict[str, Any]:
+    """The feeds columns a policy decision sets."""
+    if d is None:
+        return {}
+    values: dict[str, Any] = {
+        "next_poll_at": d.next_poll_at,
+        "next_poll_reason": d.next_poll_reason,
+        "redirect_target": d.redirect_target,
+        "redirect_count": d.redirect_count,
+    }
+    if d.move_to is not None:
+        values.update(moved_to=d.move_to, moved_at=now)
+    if d.gone:
+        values["gone_at"] = now
+    return values
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def mean_interval(first: datetime | None, last: datetime | None, new_entries: int) -> float | None:
+    """Mean seconds between new entries since the first poll: (newest - first poll) / entries after it.
+
+    The first poll's backlog all shares one first_seen, so it does not count (it would make any feed look busy).
+    """
+    if first is None or last is None or new_entries < 1:
+        return None
+    return (last - first).total_seconds() / new_entries
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -12,8 +12,11 @@ from ..config import Config, check_all
 from ..durations import DurationError, parse_duration
 from ..errors import ConfigError
 from ..fetch import HttpFetcher
+from ..health import HealthMonitor, health_settings, ops_destinations
+from ..models import PollReport
 from ..notify import Deliverer
 from ..pipeline import Pipeline
+from ..policy import BACKOFF, GONE, RETRY_AFTER
 from ..store import Store
 from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, env, load, open_store
 
@@ -22,8 +25,14 @@ def register(sub: Subparsers) -> None:
     sp = sub.add_parser(
         "poll",
         help="poll every enabled feed once, send alerts, exit",
-        description="One cycle over every enabled feed, then deliver pending alerts and exit. "
-        "Exit 0 when the cycle ran, even if some feeds failed (they are reported).",
+        description="One cycle over every enabled feed, then deliver pending alerts, check feed health and exit. "
+        "Feeds the server or their backoff hold back (Retry-After, max-age, <ttl>, failures) and feeds disabled by "
+        "410 Gone are skipped and listed. Exit 0 when the cycle ran, even if some feeds failed (they are reported).",
+    )
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="poll every enabled feed now, even those held back or disabled by 410 Gone (a success re-enables)",
     )
     sp.set_defaults(func=cmd_poll)
 
@@ -73,7 +82,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _poll(config: Config, store: Store) -> int:
+async def _poll(config: Config, store: Store, *, force: bool = False) -> int:
     now = datetime.now(UTC)
     feeds = config.feeds.enabled
     await asyncio.to_thread(store.sync_feeds, [(f.name, f.url) for f in config.feeds.feeds], now)
@@ -81,31 +90,43 @@ async def _poll(config: Config, store: Store) -> int:
     async with HttpFetcher(user_agent=d.user_agent, concurrency=d.concurrency, per_host=d.per_host) as fetcher:
         pipeline = Pipeline(store, fetcher, lambda: config.rules.rules)
         try:
-            reports = await pipeline.poll_many(feeds)
+            reports = await pipeline.poll_many(feeds, force=force)
         finally:
             pipeline.close()
     deliverer = Deliverer(store, config.rules.destinations)
     delivery = await deliverer.deliver_pending()
+    await HealthMonitor(store, ops_destinations(config), health_settings(config)).check([f.name for f in feeds])
     ok = sum(r.status == "ok" for r in reports)
     nm = sum(r.status == "not-modified" for r in reports)
     failed = [r for r in reports if r.status == "failed"]
+    skipped = [r for r in reports if r.status == "skipped"]
     print(
-        f"polled {len(reports)} feeds: {ok} ok, {nm} not modified, {len(failed)} failed; "
-        f"{sum(r.new_entries for r in reports)} new entries, {sum(r.hits for r in reports)} hits, "
+        f"polled {len(reports) - len(skipped)} feeds: {ok} ok, {nm} not modified, {len(failed)} failed"
+        + (f", {len(skipped)} held back" if skipped else "")
+        + f"; {sum(r.new_entries for r in reports)} new entries, {sum(r.hits for r in reports)} hits, "
         f"{delivery.sent} alerts sent"
         + (f", {delivery.failed} alerts failed (kept for retry)" if delivery.failed else ""),
         file=sys.stderr,
     )
     for r in failed:
         print(f"  failed: {r.feed}: {r.error}", file=sys.stderr)
+    for r in skipped:
+        print(f"  held back: {r.feed}: {held_text(r)}", file=sys.stderr)
     return 0
+
+
+def held_text(r: PollReport) -> str:
+    if r.next_poll_reason == GONE or r.next_poll_at is None:
+        return "disabled by 410 Gone (change its url in feeds.yaml, or poll it once with --force)"
+    what = "backing off" if r.next_poll_reason in (BACKOFF, RETRY_AFTER) else "cached"
+    return f"{what} until {r.next_poll_at:%Y-%m-%d %H:%M:%S} UTC ({r.next_poll_reason}; --force polls it now)"
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
     config = load(args)
     store = open_store(args)
     try:
-        return asyncio.run(_poll(config, store))
+        return asyncio.run(_poll(config, store, force=args.force))
     finally:
         store.close()
 
@@ -136,7 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_report=obs.on_report if obs else None,
             )
             deliverer = Deliverer(store, config.rules.destinations)
-            daemon = Daemon(config, pipeline, deliverer, load_config=lambda: load(args), drain_deadline=drain)
+            health = HealthMonitor(store, ops_destinations(config), health_settings(config))
+            daemon = Daemon(
+                config, pipeline, deliverer, load_config=lambda: load(args), drain_deadline=drain, health=health
+            )
             retention.schedule_daily(daemon, store)
             try:
                 async with contextlib.AsyncExitStack() as stack:

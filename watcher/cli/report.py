@@ -6,12 +6,14 @@ import argparse
 import contextlib
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import export
-from ..durations import DurationError
+from ..durations import DurationError, format_duration
 from ..errors import ConfigError
 from ..export import FORMATS
+from ..health import HealthSettings, display_state, health_settings
 from .common import EXIT_CONFIG, Subparsers, load, open_store, short, since, table
 
 
@@ -32,8 +34,10 @@ def register(sub: Subparsers) -> None:
 
     sp = sub.add_parser(
         "feeds",
-        help="each feed's health: last poll, status, failures, entries, hits",
-        description="Each feed with its last poll, last HTTP status, consecutive failures, entries stored and hits.",
+        help="each feed's health: state, last success, status, failures, next poll, entries, hits",
+        description="Each feed with its state (ok, backing off, failing since, disabled, moved, silent), last "
+        "success, last HTTP status, consecutive failures, next poll and why, mean interval between new entries, "
+        "entries stored and hits.",
     )
     sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sp.set_defaults(func=cmd_feeds)
@@ -77,15 +81,55 @@ def cmd_hits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hm(iso: str | None) -> str:
+    return (iso or "-")[:16].replace("T", " ")
+
+
+def _state_text(r: dict[str, Any]) -> str:
+    state = str(r["state"])
+    if state == "failing":
+        return f"failing since {_hm(r['failing_since'])}"
+    if state == "disabled":
+        return f"disabled since {_hm(r['disabled_at'])} (410)"
+    if state == "silent":
+        return f"silent since {_hm(r['last_entry'])}"
+    if r["enabled"] is False:
+        return f"{state} (off in feeds.yaml)"
+    return state + (" (warning)" if r["warning"] else "")
+
+
+def _next_text(r: dict[str, Any]) -> str:
+    if r["state"] == "disabled" or r["enabled"] is False:
+        return "-"
+    if not r["next_poll"]:
+        return "now" if r["state"] == "never polled" else "-"
+    return f"{_hm(r['next_poll'])} ({r['next_poll_reason']})"
+
+
+def _note(r: dict[str, Any]) -> str:
+    if r["moved_to"]:
+        return "moved to " + short(r["moved_to"], 70)
+    if r["redirect_target"]:
+        return f"301/308 to {short(r['redirect_target'], 50)} ({r['redirect_count']} polls)"
+    return short(r["last_error"] or r["warning"], 70)
+
+
 def cmd_feeds(args: argparse.Namespace) -> int:
     configured: dict[str, Any] = {}
+    settings = HealthSettings()
     with contextlib.suppress(ConfigError):  # an invalid file: still show what the database knows
-        configured = {f.name: f for f in load(args).feeds.feeds}
+        config = load(args)
+        configured = {f.name: f for f in config.feeds.feeds}
+        settings = health_settings(config)
     store = open_store(args)
     try:
         rows = store.feeds_overview()
+        health = {h.name: h for h in store.feed_health()}
     finally:
         store.close()
+    now = datetime.now(UTC)
+    for r in rows:
+        r["state"] = display_state(health[r["name"]], now, settings)
     known = {r["name"] for r in rows}
     for name, f in configured.items():
         if name not in known:
@@ -93,17 +137,28 @@ def cmd_feeds(args: argparse.Namespace) -> int:
                 {
                     "name": name,
                     "url": f.url,
+                    "moved_to": None,
+                    "moved_at": None,
                     "title": None,
+                    "state": "never polled",
                     "last_poll": None,
                     "last_success": None,
                     "status": "never polled",
                     "http_status": None,
                     "consecutive_failures": 0,
                     "failing_since": None,
+                    "disabled_at": None,
+                    "next_poll": None,
+                    "next_poll_reason": None,
+                    "redirect_target": None,
+                    "redirect_count": 0,
                     "last_error": None,
                     "warning": None,
                     "entries": 0,
                     "hits": 0,
+                    "last_entry": None,
+                    "mean_entry_interval": None,
+                    "health_alert": None,
                 }
             )
     for r in rows:
@@ -116,15 +171,29 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     rows_out = [
         [
             r["name"],
-            r["status"] + (" (warning)" if r["warning"] else "") + (" (disabled)" if r["enabled"] is False else ""),
-            str(r["http_status"] or "-"),
-            (r["last_poll"] or "-")[:16].replace("T", " "),
+            _state_text(r),
+            _hm(r["last_success"]),
+            str(r["http_status"] or ("error" if r["status"] == "failed" else "-")),
             str(r["consecutive_failures"]),
+            _next_text(r),
+            format_duration(r["mean_entry_interval"]) if r["mean_entry_interval"] is not None else "-",
             str(r["entries"]),
             str(r["hits"]),
-            short(r["last_error"] or r["warning"], 60),
+            _note(r),
         ]
         for r in rows
     ]
-    print(table(rows_out, ["feed", "status", "http", "last poll (UTC)", "failures", "entries", "hits", "last error"]))
+    headers = [
+        "feed",
+        "state",
+        "last success (UTC)",
+        "last status",
+        "failures",
+        "next poll (UTC)",
+        "new entry every",
+        "entries",
+        "hits",
+        "note",
+    ]
+    print(table(rows_out, headers))
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 from ..config import Config
 from ..durations import format_duration
 from ..errors import ConfigError
-from ..observe.health import GRACE
+from ..observe.health import overdue
 from ..observe.http import HttpError, parse_address
 from ..observe.reader import reader_engine
 from ..observe.service import schedule_of
@@ -62,14 +62,12 @@ def status_data(snap: Snapshot, config: Config | None) -> dict[str, Any]:
     now = snap.taken_at
     last = snap.last_poll
     stale = None
-    if config is not None and config.feeds.enabled and last is not None and last.last_poll_at is not None:
-        threshold = schedule_of(config).threshold
-        if (now - last.last_poll_at).total_seconds() > threshold:
-            stale = (
-                f"no poll for {_ago(now, last.last_poll_at).removesuffix(' ago')} (expected within "
-                f"{format_duration(threshold - GRACE)}): is `watcher run` running?"
-            )
-    problems = [f for f in snap.feeds if f.state(now) in ("failing", "backoff")]
+    if config is not None and last is not None and last.last_poll_at is not None:
+        timing = schedule_of(config).feeds
+        polled = [(f, timing[f.name]) for f in snap.feeds if f.name in timing and f.last_poll_at and not f.gone_at]
+        if polled and all(overdue(f, t, now, now, 0.0) for f, t in polled):
+            stale = f"no feed was polled when due (last poll {_ago(now, last.last_poll_at)}): is `watcher run` running?"
+    problems = [f for f in snap.feeds if f.state(now) in ("failing", "backoff", "disabled")]
     return {
         "now": _iso(now),
         "last_poll": {
@@ -119,11 +117,11 @@ def render(data: dict[str, Any], snap: Snapshot) -> str:
     f = data["feeds"]
     lines.append(
         f"feeds         {f['enabled']} enabled: {f['ok']} ok, {f['failing']} failing, {f['backoff']} backing off, "
-        f"{f['never']} never polled"
+        f"{f['disabled']} disabled (410), {f['never']} never polled"
     )
     for p in data["failing"]:
-        what = "backing off" if p["state"] == "backoff" else "failing"
-        extra = f", next try {p['next_poll'][11:16]} UTC" if p["next_poll"] else ""
+        what = {"backoff": "backing off", "disabled": "disabled"}.get(p["state"], "failing")
+        extra = f", next try {p['next_poll'][11:16]} UTC" if p["next_poll"] and p["state"] == "backoff" else ""
         lines.append(
             f"  {what:<11} {p['feed']}: {p['failures']} failures since {(p['since'] or '-')[:16].replace('T', ' ')}"
             f"{extra}: {short(p['error'], 80)}"

@@ -1,15 +1,20 @@
 """Is the daemon healthy? A pure decision, so every case is tested with an injected clock.
 
-Healthy means: the scheduler runs (not stopped, not draining for a shutdown) and some enabled feed was polled
-successfully (a 200 or a 304) recently. "Recently" comes from the feeds themselves:
+Healthy means: the scheduler runs (not stopped, not draining for a shutdown) and at least one enabled feed is
+*fine*: its last poll succeeded (a 200 or a 304) and it is not overdue. Each poll stores the feed's next poll
+(policy.py: one interval later, or later when a cache header or a backoff says so), so a feed is overdue once
 
-    threshold = 2 x the shortest interval + the longest fetch deadline + GRACE
+    now > next poll + its interval + its fetch deadline + GRACE
 
-Two intervals tolerate one missed or late poll (APScheduler may run a job up to half an interval late); the
-deadline is the longest a poll may take before it is recorded. Just after a start nothing has been polled
-yet: the daemon reports "starting" (healthy) until the first polls are due, i.e. for the feeds' start spread
-plus the threshold. When every feed fails (the network is down, the sources moved), the daemon is reported
-unhealthy with the feeds' last error: restarting will not fix that, but somebody should look.
+(for a feed polled on its interval that is the last success + 2 x interval + deadline + GRACE: one late or
+missed poll is tolerated, as APScheduler may run a job up to half an interval late; the deadline is the
+longest a poll may take before it is recorded). Per feed rather than "the shortest interval", so a feed that
+a publisher's max-age holds for hours does not read as a stuck daemon.
+
+Otherwise, in this order: just after a start nothing has been polled yet, which is "starting" (healthy) until
+the first polls are overdue; every feed overdue means nothing polls: "stale", the scheduler is stuck;
+polls run but none succeeds (the network is down, the sources moved): "failing", with the latest error.
+Restarting will not fix "failing", but somebody should look. Feeds disabled by a 410 Gone are left out.
 """
 
 from __future__ import annotations
@@ -26,16 +31,24 @@ GRACE = 10.0  # seconds of slack for scheduling and the database write of a poll
 
 
 @dataclass(frozen=True)
+class Timing:
+    """One enabled feed's schedule, from feeds.yaml."""
+
+    interval: float  # seconds between polls
+    deadline: float  # seconds one fetch may take
+
+    @property
+    def slack(self) -> float:
+        """How late after its due time a poll may be recorded before the feed counts as overdue."""
+        return self.interval + self.deadline + GRACE
+
+
+@dataclass(frozen=True)
 class Schedule:
     """What health needs of the configuration: the enabled feeds' timing."""
 
-    intervals: Sequence[float]  # seconds, one per enabled feed
-    deadlines: Sequence[float]  # seconds, one per enabled feed
+    feeds: Mapping[str, Timing]  # enabled feed name -> timing
     start_spread: float  # the longest random delay before a feed's first poll
-
-    @property
-    def threshold(self) -> float:
-        return 2 * min(self.intervals) + max(self.deadlines) + GRACE
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,20 @@ def _ago(now: datetime, then: datetime) -> str:
     return format_duration(max(0.0, (now - then).total_seconds()))
 
 
+def due(f: FeedView, t: Timing, started_at: datetime, start_spread: float) -> datetime:
+    """When the feed's next poll is (or was) due."""
+    if f.next_poll_at is not None:
+        return f.next_poll_at
+    if f.last_poll_at is not None:
+        return f.last_poll_at + timedelta(seconds=t.interval)
+    return started_at + timedelta(seconds=start_spread)
+
+
+def overdue(f: FeedView, t: Timing, now: datetime, started_at: datetime, start_spread: float) -> bool:
+    """The feed should have been polled (and the poll recorded) by now and was not."""
+    return now > due(f, t, started_at, start_spread) + timedelta(seconds=t.slack)
+
+
 def assess(
     *,
     now: datetime,
@@ -68,42 +95,42 @@ def assess(
     schedule: Schedule,
     feeds: Sequence[FeedView],
 ) -> Health:
-    """The daemon's health at `now`. `feeds`: the store's view of the enabled feeds."""
+    """The daemon's health at `now`. `feeds`: the store's view of the feeds (others than the enabled are ignored)."""
     if stopping:
         return Health(False, "stopping", "shutting down: no new polls, waiting for polls in flight")
     if not running:
         return Health(False, "stopped", "the scheduler is not running")
-    if not schedule.intervals:
-        return Health(True, "idle", "no feed is enabled in feeds.yaml")
-    threshold = schedule.threshold
-    last_success = max((f.last_success_at for f in feeds if f.last_success_at), default=None)
-    last_poll = max((f.last_poll_at for f in feeds if f.last_poll_at), default=None)
-    details: dict[str, Any] = {
-        "last_success": _iso(last_success),
-        "last_poll": _iso(last_poll),
-        "threshold_seconds": round(threshold, 1),
-        "feeds": len(schedule.intervals),
-    }
-    if last_success is not None and now - last_success <= timedelta(seconds=threshold):
-        return Health(True, "ok", f"last successful poll {_ago(now, last_success)} ago", details)
-    window = schedule.start_spread + threshold
-    if now - started_at <= timedelta(seconds=window):
-        return Health(True, "starting", f"started {_ago(now, started_at)} ago; first polls due", details)
-    if last_poll is None or now - last_poll > timedelta(seconds=threshold):
-        since = f"since {_iso(last_poll)}" if last_poll else "since the start"
+    views = {f.name: f for f in feeds}
+    watched = [(views.get(name) or _unpolled(name), t) for name, t in schedule.feeds.items()]
+    watched = [(f, t) for f, t in watched if f.gone_at is None]
+    if not watched:
+        what = "no feed is enabled in feeds.yaml" if not schedule.feeds else "every enabled feed is disabled (410)"
+        return Health(True, "idle", what)
+    last_success = max((f.last_success_at for f, _ in watched if f.last_success_at), default=None)
+    last_poll = max((f.last_poll_at for f, _ in watched if f.last_poll_at), default=None)
+    details: dict[str, Any] = {"last_success": _iso(last_success), "last_poll": _iso(last_poll), "feeds": len(watched)}
+    late = {f.name for f, t in watched if overdue(f, t, now, started_at, schedule.start_spread)}
+
+    fine = [f for f, _ in watched if f.last_success_at and f.consecutive_failures == 0 and f.name not in late]
+    if fine:
+        latest = max(f.last_success_at for f in fine if f.last_success_at)
+        reason = f"{len(fine)} of {len(watched)} feeds fine; last success {_ago(now, latest)} ago"
+        return Health(True, "ok", reason, details)
+    pending = [f for f, _ in watched if f.last_poll_at is None and f.name not in late]
+    if pending:
         return Health(
-            False,
-            "stale",
-            f"no poll {since}, expected every {format_duration(min(schedule.intervals))}: the scheduler is stuck",
-            details,
+            True, "starting", f"started {_ago(now, started_at)} ago; {len(pending)} feeds not polled yet", details
         )
-    failing = [f for f in feeds if f.last_status == "failed"]
-    latest = max(failing, key=lambda f: f.last_poll_at or now) if failing else None
-    error = f"; latest: {latest.name}: {latest.last_error}" if latest and latest.last_error else ""
+    if len(late) == len(watched):
+        since = f"last poll {_ago(now, last_poll)} ago" if last_poll else f"started {_ago(now, started_at)} ago"
+        return Health(False, "stale", f"no feed was polled when due ({since}): the scheduler is stuck", details)
+    failing = [f for f, _ in watched if f.consecutive_failures > 0 or f.last_status == "failed"]
+    latest_failure = max(failing, key=lambda f: f.last_poll_at or now) if failing else None
+    error = f"; latest: {latest_failure.name}: {latest_failure.last_error}" if latest_failure else ""
     last = f"last success {_ago(now, last_success)} ago" if last_success else "no feed ever succeeded"
-    return Health(
-        False,
-        "failing",
-        f"polls run but none succeeded for {format_duration(threshold)} ({last}){error}",
-        details,
-    )
+    return Health(False, "failing", f"polls run but no feed is fine ({last}){error}", details)
+
+
+def _unpolled(name: str) -> FeedView:
+    """An enabled feed the store does not know yet: its first poll is about to come."""
+    return FeedView(name, None, None, None, None, 0, None, None, None, None, None)

@@ -20,7 +20,7 @@ from ..errors import WatcherError
 from ..fetch import Fetcher
 from ..models import PollReport
 from ..store import Store
-from .health import Health, Schedule, assess
+from .health import Health, Schedule, Timing, assess
 from .http import HttpEndpoint, Response
 from .metrics import Metrics
 from .reader import reader_engine
@@ -46,10 +46,8 @@ def schedule_of(config: Config) -> Schedule:
     enabled = config.feeds.enabled
     spread = config.feeds.defaults.start_offset
     if spread is None:
-        spread = min((min(f.interval, 60.0) for f in enabled), default=0.0)
-    return Schedule(
-        intervals=[f.interval for f in enabled], deadlines=[f.deadline for f in enabled], start_spread=spread
-    )
+        spread = max((min(f.interval, 60.0) for f in enabled), default=0.0)
+    return Schedule(feeds={f.name: Timing(f.interval, f.deadline) for f in enabled}, start_spread=spread)
 
 
 class Observability:

@@ -1,9 +1,7 @@
 """The daemon's state as the database records it: one read-only view shared by ``watcher status``, /metrics
 and /healthz, so the three never disagree.
 
-Everything is read in one (deferred, read-only) transaction: a consistent snapshot. Columns added by later
-schema versions are read only if present (``feeds.next_poll_at``, the backoff of failing feeds), so this module
-works on every schema in between.
+Everything is read in one (deferred, read-only) transaction: a consistent snapshot.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..policy import BACKOFF, RETRY_AFTER
 from ..retention import tombstones
 from ..store import alerts, entries, feeds, hits
 
@@ -37,18 +36,26 @@ class FeedView:
     consecutive_failures: int
     failing_since: datetime | None
     last_error: str | None
-    next_poll_at: datetime | None  # set by the fetch backoff (newer schemas); None when absent
+    next_poll_at: datetime | None  # earliest next poll (policy.py)
+    next_poll_reason: str | None  # interval, max-age, expires, ttl, retry-after, backoff, gone
+    gone_at: datetime | None  # disabled by a 410 Gone
 
     def state(self, now: datetime) -> str:
-        """ok, failing, backoff (failing and waiting before its next try) or never (not polled yet)."""
-        if self.next_poll_at is not None and self.next_poll_at > now:
+        """One of FEED_STATES: disabled (410 Gone), backoff (held after failures or by a Retry-After), failing
+        (failed, its retry due), never (not polled yet), ok (the last poll succeeded)."""
+        if self.gone_at is not None:
+            return "disabled"
+        if self.next_poll_reason in HELD_BY and self.next_poll_at is not None and self.next_poll_at > now:
             return "backoff"
+        if self.consecutive_failures > 0 or self.last_status == "failed":
+            return "failing"
         if self.last_status is None:
             return "never"
-        return "failing" if self.last_status == "failed" else "ok"
+        return "ok"
 
 
-FEED_STATES = ("ok", "failing", "backoff", "never")
+FEED_STATES = ("ok", "failing", "backoff", "disabled", "never")
+HELD_BY = (BACKOFF, RETRY_AFTER)  # the next-poll reasons that mean "backing off" (not a cache hold)
 ALERT_STATES = ("pending", "sent", "dead")
 
 
@@ -97,12 +104,8 @@ def as_utc(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _columns(conn: Connection, table: str) -> set[str]:
-    return {c["name"] for c in sa.inspect(conn).get_columns(table)}
-
-
 def read_feeds(conn: Connection) -> list[FeedView]:
-    cols = [
+    q = sa.select(
         feeds.c.name,
         feeds.c.last_status,
         feeds.c.last_http_status,
@@ -111,25 +114,26 @@ def read_feeds(conn: Connection) -> list[FeedView]:
         feeds.c.consecutive_failures,
         feeds.c.failing_since,
         feeds.c.last_error,
-    ]
-    has_next = "next_poll_at" in _columns(conn, "feeds")
-    q = sa.select(*cols, *([sa.column("next_poll_at")] if has_next else [])).select_from(feeds)
-    out = []
-    for r in conn.execute(q.order_by(feeds.c.name)):
-        out.append(
-            FeedView(
-                name=r.name,
-                last_status=r.last_status,
-                last_http_status=r.last_http_status,
-                last_poll_at=r.last_poll_at,
-                last_success_at=r.last_success_at,
-                consecutive_failures=r.consecutive_failures or 0,
-                failing_since=r.failing_since,
-                last_error=r.last_error,
-                next_poll_at=as_utc(r.next_poll_at) if has_next else None,
-            )
+        feeds.c.next_poll_at,
+        feeds.c.next_poll_reason,
+        feeds.c.gone_at,
+    ).order_by(feeds.c.name)
+    return [
+        FeedView(
+            name=r.name,
+            last_status=r.last_status,
+            last_http_status=r.last_http_status,
+            last_poll_at=r.last_poll_at,
+            last_success_at=r.last_success_at,
+            consecutive_failures=r.consecutive_failures or 0,
+            failing_since=r.failing_since,
+            last_error=r.last_error,
+            next_poll_at=r.next_poll_at,
+            next_poll_reason=r.next_poll_reason,
+            gone_at=r.gone_at,
         )
-    return out
+        for r in conn.execute(q)
+    ]
 
 
 def _tags(raw: Any) -> Sequence[str]:
