@@ -149,7 +149,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         with reader.connect() as conn:
             names = [f.name for f in config.feeds.enabled] if config else None
-            snap = read_snapshot(conn, datetime.now(UTC), names)
+            snap = read_snapshot(conn, datetime.now(UTC), names, count_pruned=True)
     finally:
         reader.dispose()
         store.close()

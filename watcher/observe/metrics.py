@@ -73,12 +73,9 @@ class StoreCollector:
             "watcher_feeds_in_backoff", "Feeds waiting out a backoff before their next poll", value=by_state["backoff"]
         )
 
-        g = GaugeMetricFamily("watcher_entries", "Entries stored (including those reduced to a dedupe key)")
-        g.add_metric([], snap.entries)
-        yield g
-        g = GaugeMetricFamily("watcher_entries_pruned", "Entries whose text retention removed; their key is kept")
-        g.add_metric([], snap.entries_pruned)
-        yield g
+        yield GaugeMetricFamily(
+            "watcher_entries", "Entries stored (including those retention reduced to a dedupe key)", value=snap.entries
+        )
 
         g = GaugeMetricFamily(
             "watcher_hits",

@@ -66,7 +66,7 @@ class Snapshot:
     taken_at: datetime
     feeds: tuple[FeedView, ...]
     entries: int  # all entry rows
-    entries_pruned: int  # of which only the dedupe key is left (retention)
+    entries_pruned: int | None  # of which only the dedupe key is left (retention); None: not counted
     hits: int
     hits_by_rule_item: Mapping[tuple[str, str], int]  # (rule, watch item) -> hits; a hit counts once per tag
     hits_today_by_item: Mapping[str, int]  # watch item -> hits recorded since 00:00 UTC
@@ -141,8 +141,15 @@ def _tags(raw: Any) -> Sequence[str]:
     return [str(t) for t in value] if isinstance(value, list) and value else [NO_WATCH_ITEM]
 
 
-def read_snapshot(conn: Connection, now: datetime, names: Sequence[str] | None = None) -> Snapshot:
-    """Everything `watcher status` and /metrics show. `names`: only these feeds (the enabled ones)."""
+def read_snapshot(
+    conn: Connection, now: datetime, names: Sequence[str] | None = None, *, count_pruned: bool = False
+) -> Snapshot:
+    """Everything `watcher status` and /metrics show. `names`: only these feeds (the enabled ones).
+
+    Every count here uses an index, except the pruned entries (`count_pruned`): that one reads the whole
+    entries table (about 1 ms per MB of database, measured by bench/ops_bench.py), so /metrics leaves it out
+    and `watcher status` asks for it.
+    """
     feed_views = read_feeds(conn)
     if names is not None:
         wanted = set(names)
@@ -176,7 +183,7 @@ def read_snapshot(conn: Connection, now: datetime, names: Sequence[str] | None =
         taken_at=now,
         feeds=tuple(feed_views),
         entries=n_entries,
-        entries_pruned=tombstones(conn),
+        entries_pruned=tombstones(conn) if count_pruned else None,
         hits=n_hits,
         hits_by_rule_item=dict(by_rule),
         hits_today_by_item=dict(today),
