@@ -39,6 +39,9 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     for noisy in ("apprise", "httpx", "httpcore", "urllib3", "requests", "apscheduler.executors", "aiosmtpd"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, getattr(logging, level)))
+    # Alembic narrates every check of the schema at INFO (a dozen lines before each command's output);
+    # watcher.store logs the one fact that matters: "database schema upgraded from X to Y".
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
 def load(args: argparse.Namespace) -> Config:
