@@ -1,6 +1,7 @@
 # watcher: a news-monitoring daemon. Config in /config, database in /data.
 #   docker build -t watcher .
-#   docker run -d -v "$PWD:/config:ro" -v watcher-data:/data -e SLACK_WEBHOOK_URL=... watcher
+#   docker run -d -v "$PWD:/config:ro" -v watcher-data:/data -p 127.0.0.1:8080:8080 --env-file watcher.env watcher
+#   (or: docker compose up -d, with docker-compose.yml)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WATCHER_FEEDS=/config/feeds.yaml \
     WATCHER_RULES=/config/rules.yaml \
     WATCHER_DB=/data/watcher.db \
-    WATCHER_LOG_LEVEL=INFO
+    WATCHER_LOG_LEVEL=INFO \
+    WATCHER_HTTP=0.0.0.0:8080
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -26,9 +28,14 @@ COPY feeds.yaml rules.yaml /config/
 USER 10001:10001
 VOLUME ["/data"]
 
-# Healthy while the configuration loads (`watcher check` reads both files; it does not poll).
-HEALTHCHECK --interval=5m --timeout=30s --start-period=30s --retries=3 \
-    CMD ["watcher", "check"]
+# /healthz and /metrics (WATCHER_HTTP above): all interfaces inside the container, so a published port and the
+# health check reach it; publish it on the host's loopback only (docker-compose.yml does).
+EXPOSE 8080
+
+# Healthy while the scheduler runs and some feed is polled successfully on time (`watcher health` asks /healthz
+# of the daemon at WATCHER_HTTP; exit 0 healthy, 1 not).
+HEALTHCHECK --interval=1m --timeout=15s --start-period=2m --retries=3 \
+    CMD ["watcher", "health"]
 
 # exec form: watcher runs as PID 1 and receives SIGTERM itself (no shell in between).
 ENTRYPOINT ["watcher"]

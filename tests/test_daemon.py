@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ruamel.yaml import YAML
 from servers import FeedServer, make_rss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,15 +154,25 @@ def test_invalid_rules_edit_is_refused_and_valid_edit_applies(tmp_path: Path, fe
     assert "=== ALERT chips: More chips from Nvidia" in out
 
 
-def test_the_container_command_works_natively(tmp_path: Path, feed_server: FeedServer) -> None:
-    """Run what the Dockerfile's ENTRYPOINT + CMD run, with its ENV, the config and data paths moved under tmp."""
+def dockerfile_parts() -> tuple[list[str], list[str], dict[str, str], list[str]]:
+    """ENTRYPOINT, CMD, ENV and the HEALTHCHECK's CMD of the Dockerfile."""
     text = (ROOT / "Dockerfile").read_text()
     entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))  # type: ignore[union-attr]
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))  # type: ignore[union-attr]
     env_block = re.search(r"^ENV ((?:.*\\\n)*.*)$", text, re.M).group(1)  # type: ignore[union-attr]
     env = dict(re.findall(r"(\w+)=(\S+)", env_block.replace("\\\n", " ")))
+    health = re.search(r"^HEALTHCHECK (?:.*\\\n)*\s*CMD (\[.*\])$", text, re.M)
+    assert health, "the Dockerfile has no exec-form HEALTHCHECK"
+    return entry, cmd, env, json.loads(health.group(1))
+
+
+def test_the_container_command_works_natively(tmp_path: Path, feed_server: FeedServer) -> None:
+    """Run what the Dockerfile's ENTRYPOINT + CMD run, with its ENV, the config and data paths moved under tmp,
+    then its HEALTHCHECK command against that process (/healthz)."""
+    entry, cmd, env, health_cmd = dockerfile_parts()
     assert entry == ["watcher"] and cmd == ["run"]
     assert env["WATCHER_DB"] == "/data/watcher.db" and env["WATCHER_FEEDS"] == "/config/feeds.yaml"
+    assert env["WATCHER_HTTP"] == "0.0.0.0:8080" and health_cmd == ["watcher", "health"]
     config, data = tmp_path / "config", tmp_path / "data"
     config.mkdir()
     data.mkdir()
@@ -169,21 +180,53 @@ def test_the_container_command_works_natively(tmp_path: Path, feed_server: FeedS
     (config / "feeds.yaml").write_text(FEEDS.format(url=url))
     (config / "rules.yaml").write_text((ROOT / "rules.yaml").read_text())
     env = {k: v.replace("/config", str(config)).replace("/data", str(data)) for k, v in env.items()}
+    env["WATCHER_HTTP"] = "127.0.0.1:0"  # not 0.0.0.0:8080 on a shared test machine; the port is read from the log
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")} | env
     exe = Path(sys.executable).parent / entry[0]
     assert exe.exists(), f"the console script {exe} is not installed"
-    proc = subprocess.Popen(
-        [str(exe), *cmd], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
-    )
+    err_path = tmp_path / "err.log"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [str(exe), *cmd], env=full_env, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=tmp_path
+        )
     try:
         wait_until(lambda: polls(feed_server, "/rss.xml") >= 1, what="a poll")
         wait_until(lambda: (data / "watcher.db").exists(), what="the database")
+        wait_until(lambda: "listening on http://127.0.0.1:" in err_path.read_text(), what="the HTTP endpoint")
+        port = re.search(r"listening on http://127\.0\.0\.1:(\d+)", err_path.read_text()).group(1)  # type: ignore[union-attr]
+        health_env = full_env | {"WATCHER_HTTP": f"0.0.0.0:{port}"}  # as in the image: probed on the loopback
+        probe = [str(Path(sys.executable).parent / health_cmd[0]), *health_cmd[1:]]
+
+        def healthy() -> bool:
+            return subprocess.run(probe, env=health_env, capture_output=True, timeout=60).returncode == 0
+
+        wait_until(healthy, what="the HEALTHCHECK command to pass")
+        out = subprocess.run(probe, env=health_env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and json.loads(out.stdout)["status"] in ("ok", "starting"), out
     finally:
-        _, err, took = stop(proc)
-    assert proc.returncode == 0, err
-    assert took < 5
-    health = subprocess.run([str(exe), "check"], env=full_env, capture_output=True, text=True, timeout=60)
-    assert health.returncode == 0, health.stdout + health.stderr  # the HEALTHCHECK command
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert proc.returncode == 0, err_path.read_text()
+    unhealthy = subprocess.run(probe, env=health_env, capture_output=True, text=True, timeout=60)
+    assert unhealthy.returncode == 1, unhealthy  # stopped: the health check fails (1, never Docker's reserved 2)
+
+
+def test_compose_example_matches_the_image(tmp_path: Path) -> None:
+    """docker-compose.yml: the image's health check, the data volume, the config files, secrets from an env file
+    (whose example lists every variable the bundled rules.yaml mentions), /healthz on the host's loopback."""
+    compose = YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
+    svc = compose["services"]["watcher"]
+    _, _, env, health_cmd = dockerfile_parts()
+    assert svc["healthcheck"]["test"] == ["CMD", *health_cmd]
+    assert svc["env_file"] == "watcher.env" and (ROOT / "watcher.env.example").exists()
+    assert "watcher.env" in (ROOT / ".gitignore").read_text().split()
+    example = (ROOT / "watcher.env.example").read_text()
+    for var in set(re.findall(r"\$\{(\w+)\}", (ROOT / "rules.yaml").read_text())):
+        assert f"\n{var}=" in example, var
+    mounts = {v.split(":")[1] for v in svc["volumes"]}
+    assert {"/config/feeds.yaml", "/config/rules.yaml", env["WATCHER_DB"].rsplit("/", 1)[0]} <= mounts
+    assert svc["ports"] == ["127.0.0.1:8080:8080"] and env["WATCHER_HTTP"].endswith(":8080")
+    assert svc["environment"]["WATCHER_HTTP"] == env["WATCHER_HTTP"]
 
 
 def test_dockerfile_lints_clean() -> None:

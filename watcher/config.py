@@ -24,6 +24,7 @@ from .notify.policy import PolicyOverride
 from .notify.render import Renderer
 from .notify.settings import CONSOLE as CONSOLE
 from .notify.settings import parse_destinations, parse_override
+from .retention import RetentionPolicy, parse_retention
 from .rules import Rule, RuleSet
 from .rules.compile import RuleCompiler
 from .yamlsrc import Source
@@ -76,6 +77,7 @@ class FeedsConfig:
     path: str
     defaults: FeedDefaults
     feeds: tuple[FeedConfig, ...]
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # the `retention:` block (retention.py)
     ops_notify_line: int | None = None  # where defaults.ops_notify is written, for cross-file errors
 
     @property
@@ -114,7 +116,8 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
     if not isinstance(doc, Mapping):
         src.error(1, "feeds.yaml must be a mapping with 'defaults:' and 'feeds:'")
         src.raise_if_issues()
-    src.check_keys(doc, ("defaults", "feeds"), "feeds.yaml")
+    src.check_keys(doc, ("defaults", "feeds", "retention"), "feeds.yaml")
+    retention = parse_retention(src, doc)
     d = FeedDefaults()
     ops_line = None
     block = src.mapping(doc, "defaults", "feeds.yaml")
@@ -193,7 +196,7 @@ def load_feeds(path: str | os.PathLike[str]) -> FeedsConfig:
             )
         )
     src.raise_if_issues()
-    return FeedsConfig(path=str(path), defaults=d, feeds=tuple(feeds), ops_notify_line=ops_line)
+    return FeedsConfig(path=str(path), defaults=d, feeds=tuple(feeds), retention=retention, ops_notify_line=ops_line)
 
 
 # --- rules.yaml ------------------------------------------------------------------------------------------

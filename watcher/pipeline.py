@@ -54,12 +54,14 @@ class Pipeline:
         rules: Callable[[], RuleSet],
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_report: Callable[[PollReport], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.rules = rules
         self.now = now
+        self.on_report = on_report  # called with every poll's report (metrics); must not raise or block
         self.rng = rng or random.Random()  # backoff jitter; tests inject a seeded one
         # SQLite has one writer: funnel every store call through one thread instead of contending for the lock
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
@@ -98,7 +100,22 @@ class Pipeline:
             f" next={report.next_poll_reason}@{report.next_poll_at:%Y-%m-%dT%H:%M:%SZ}"
             if report.next_poll_at is not None and report.next_poll_reason != "interval"
             else "",
+            extra={  # the same fields as keys, for --log-format json (watcher/observe/logs.py)
+                "event": "poll",
+                "feed": report.feed,
+                "status": report.status,
+                "http": report.http_status,
+                "new": report.new_entries,
+                "hits": report.hits,
+                "alerts": report.alerts,
+                "duration": round(report.duration, 3),
+                "error": report.error,
+                "next_poll": report.next_poll_at.isoformat() if report.next_poll_at else None,
+                "next_poll_reason": report.next_poll_reason,
+            },
         )
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     def _decide(self, feed: FeedConfig, state: FeedState, outcome: Outcome, now: datetime) -> Decision:

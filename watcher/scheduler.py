@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -73,6 +74,17 @@ class Daemon:
         self._stop = asyncio.Event()
         self._mtimes = self._config_mtimes()
         self.cycles = 0
+        self.started_at = datetime.now(UTC)  # reset by run(); /healthz's "starting" window counts from it
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was asked for: no new polls start, polls in flight drain."""
+        return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        """True while the scheduler runs jobs (not before run(), not while paused for the drain)."""
+        return bool(self.scheduler.state == STATE_RUNNING)
 
     # --- jobs --------------------------------------------------------------------------------------------
 
@@ -267,6 +279,7 @@ class Daemon:
                 max_instances=1,
                 misfire_grace_time=max(1, int(self.health_interval / 2)),
             )
+        self.started_at = datetime.now(UTC)
         self.scheduler.start()
         log.info(
             "watcher running: %d feeds, %d rules; database %s",

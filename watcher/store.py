@@ -531,7 +531,7 @@ class Store:
     # --- reports -----------------------------------------------------------------------------------------
 
     def recent_hits(
-        self, *, rule: str | None = None, since: datetime | None = None, limit: int = 50
+        self, *, rule: str | None = None, since: datetime | None = None, limit: int | None = 50
     ) -> list[dict[str, Any]]:
         q = (
             sa.select(

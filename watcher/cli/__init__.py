@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ConfigError, StoreError, WatcherError
-from . import alerts, poll, report, rules
+from ..observe.logs import LOG_FORMATS
+from . import alerts, db, poll, report, rules, status
 from .common import EXIT_CONFIG, EXIT_STORE, env, setup_logging
 
-COMMANDS = (poll, report, rules, alerts)
+COMMANDS = (poll, report, rules, alerts, status, db)
 """Modules that register commands, in the order --help lists them."""
 
 
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="DEBUG, INFO, WARNING or ERROR (env WATCHER_LOG_LEVEL, default INFO)",
     )
+    g.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        default=env("WATCHER_LOG_FORMAT", "text").lower(),
+        choices=LOG_FORMATS,
+        help="text (human-readable lines) or json (one JSON object per line, with each poll's fields as keys) "
+        "(env WATCHER_LOG_FORMAT, default text)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for module in COMMANDS:
@@ -66,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

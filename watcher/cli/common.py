@@ -14,6 +14,7 @@ from ..config import Config, load_config
 from ..durations import parse_duration
 from ..notify import Deliverer, Renderer
 from ..notify.lock import DeliveryLock
+from ..observe.logs import formatter
 from ..store import Store
 
 EXIT_PROBLEMS, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
@@ -29,18 +30,20 @@ def env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-    )
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr at `level`, as text lines or JSON lines (`fmt`: see watcher/observe/logs.py)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(fmt))
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
     # Never below WARNING, whatever --log-level says: apprise logs raw URLs with passwords at DEBUG,
-    # httpx logs full request URLs (tokens in query strings) at INFO.
-    for noisy in ("apprise", "httpx", "httpcore", "apscheduler.executors", "aiosmtpd"):
+    # httpx logs full request URLs (tokens in query strings) at INFO, and urllib3 (under apprise's requests)
+    # logs each request's path at DEBUG: a Slack webhook's path is its token (tests/test_ops_daemon.py).
+    for noisy in ("apprise", "httpx", "httpcore", "urllib3", "requests", "apscheduler.executors", "aiosmtpd"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, getattr(logging, level)))
+    # Alembic narrates every check of the schema at INFO (a dozen lines before each command's output);
+    # watcher.store logs the one fact that matters: "database schema upgraded from X to Y".
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
 def load(args: argparse.Namespace) -> Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ from ..models import PollReport
 from ..pipeline import Pipeline
 from ..policy import BACKOFF, GONE, RETRY_AFTER
 from ..store import Store
-from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, load, make_deliverer, open_store
+from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, env, load, make_deliverer, open_store
 
 DELIVERY_LOCK_WAIT = 30.0  # seconds `watcher poll` waits for another process's delivery to finish
 
@@ -47,6 +48,12 @@ def register(sub: Subparsers) -> None:
         metavar="DURATION",
         default="30s",
         help="on SIGTERM, how long polls in flight may take to finish (default 30s)",
+    )
+    sp.add_argument(
+        "--http",
+        metavar="ADDR",
+        default=env("WATCHER_HTTP", ""),
+        help="serve /healthz and /metrics on HOST:PORT, e.g. 127.0.0.1:8080 (env WATCHER_HTTP; default: off)",
     )
     sp.set_defaults(func=cmd_run)
 
@@ -133,6 +140,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .. import retention
+    from ..observe.service import Observability
     from ..scheduler import Daemon
 
     try:
@@ -145,17 +154,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         d = config.feeds.defaults
+        obs = Observability(store, args.http) if args.http else None  # --http: metrics, /healthz, /metrics
         async with HttpFetcher(user_agent=d.user_agent, concurrency=d.concurrency, per_host=d.per_host) as fetcher:
             await asyncio.to_thread(store.sync_feeds, [(f.name, f.url) for f in config.feeds.feeds], datetime.now(UTC))
             daemon: Daemon | None = None
-            pipeline = Pipeline(store, fetcher, lambda: daemon.config.rules.rules if daemon else config.rules.rules)
+            pipeline = Pipeline(
+                store,
+                obs.fetcher(fetcher) if obs else fetcher,
+                lambda: daemon.config.rules.rules if daemon else config.rules.rules,
+                on_report=obs.on_report if obs else None,
+            )
             deliverer = make_deliverer(config, store)
             health = HealthMonitor(store, ops_destinations(config), health_settings(config))
             daemon = Daemon(
                 config, pipeline, deliverer, load_config=lambda: load(args), drain_deadline=drain, health=health
             )
+            retention.schedule_daily(daemon, store)
             try:
-                await daemon.run()
+                async with contextlib.AsyncExitStack() as stack:
+                    if obs:
+                        obs.attach(daemon)
+                        await stack.enter_async_context(obs)
+                    await daemon.run()
             finally:
                 pipeline.close()
 

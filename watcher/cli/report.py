@@ -9,8 +9,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import export
 from ..durations import DurationError, format_duration
 from ..errors import ConfigError
+from ..export import FORMATS
 from ..health import HealthSettings, display_state, health_settings
 from .common import EXIT_CONFIG, Subparsers, load, open_store, short, since, table
 
@@ -19,8 +21,15 @@ def register(sub: Subparsers) -> None:
     sp = sub.add_parser("hits", help="recent hits, newest first", description="Recent hits, newest first.")
     sp.add_argument("--rule", metavar="NAME", help="only this rule's hits")
     sp.add_argument("--since", metavar="DURATION", help="only hits recorded within this period, e.g. 7d")
-    sp.add_argument("--limit", metavar="N", type=int, default=50, help="at most N hits (default 50)")
-    sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sp.add_argument("--limit", metavar="N", type=int, default=50, help="at most N hits (default 50; 0: all)")
+    sp.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="table (default), csv (a header row, UTF-8, lists joined with '; '), json (an array) or jsonl "
+        "(one object per line)",
+    )
+    sp.add_argument("--json", action="store_true", help="the same as --format json")
     sp.set_defaults(func=cmd_hits)
 
     sp = sub.add_parser(
@@ -40,13 +49,19 @@ def cmd_hits(args: argparse.Namespace) -> int:
     except DurationError as e:
         print(f"watcher hits: --since: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.json and args.format not in (None, "json"):
+        print(f"watcher hits: --json means --format json; it cannot go with --format {args.format}", file=sys.stderr)
+        return EXIT_CONFIG
+    fmt = "json" if args.json else args.format or "table"
     store = open_store(args)
     try:
-        rows = store.recent_hits(rule=args.rule, since=when, limit=max(1, args.limit))
+        rows = store.recent_hits(rule=args.rule, since=when, limit=args.limit if args.limit > 0 else None)
     finally:
         store.close()
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    if fmt != "table":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(export.render(rows, fmt).encode("utf-8"))  # UTF-8 whatever the locale says
+        sys.stdout.buffer.flush()
         return 0
     if not rows:
         print("no hits" + (f" for rule {args.rule}" if args.rule else "") + (f" in {args.since}" if args.since else ""))
