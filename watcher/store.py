@@ -277,6 +277,9 @@ class Store:
                 "upgrade watcher, or restore a backup made by this version"
             )
         if rev != known:
+            if rev is not None and url.get_backend_name() == "sqlite" and url.database:
+                saved = _copy_before_upgrade(url.database, rev)
+                log.warning("upgrading the database schema from %s to %s; a copy is kept at %s", rev, known, saved)
             before, after = migrations.upgrade(url.render_as_string(hide_password=False))
             log.info("database schema upgraded from %s to %s", before or "empty", after)
 
@@ -750,6 +753,26 @@ class Store:
         with self.begin() as conn:
             rows = conn.execute(sa.select(alerts.c.state, sa.func.count()).group_by(alerts.c.state)).all()
         return {r[0]: r[1] for r in rows}
+
+
+def _copy_before_upgrade(path: str, rev: str) -> str:
+    """A consistent copy of a SQLite database before its schema changes (SQLite's backup API), never overwritten."""
+    import sqlite3
+
+    target = Path(f"{path}.before-{rev}.bak")
+    n = 1
+    while target.exists():
+        target = Path(f"{path}.before-{rev}.{n}.bak")
+        n += 1
+    src = sqlite3.connect(path)
+    dst = sqlite3.connect(target)
+    try:
+        with dst:
+            src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return str(target)
 
 
 def _state(r: Any) -> FeedState:

@@ -1,4 +1,4 @@
-"""``watcher db ...``: look after the database file (stats, backup, prune)."""
+"""``watcher db ...``: look after the database file (stats, backup, upgrade, prune)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import migrations
 from ..dbtools import backup, stats
 from ..observe.reader import reader_engine
 from ..retention import prune
+from ..store import database_url
 from .common import Subparsers, load, open_store, table
 
 
 def register(sub: Subparsers) -> None:
     sp = sub.add_parser(
         "db",
-        help="the database: stats, backup, prune",
+        help="the database: stats, backup, upgrade, prune",
         description="Look after the database: sizes and counts, an online backup, retention.",
     )
     dbsub = sp.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
@@ -39,6 +41,14 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("path", metavar="PATH", help="the new file, or an existing folder")
     p.set_defaults(func=cmd_backup)
+
+    p = dbsub.add_parser(
+        "upgrade",
+        help="bring the database schema up to this watcher's (also done at every start)",
+        description="Run the schema migrations now. Every command does this when it opens the database; "
+        "this one reports the revisions. A SQLite file is copied to FILE.before-REVISION.bak first.",
+    )
+    p.set_defaults(func=cmd_upgrade)
 
     p = dbsub.add_parser(
         "prune",
@@ -116,6 +126,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
         store.close()
     counts = ", ".join(f"{k} {v}" for k, v in r.tables.items())
     print(f"backup written to {r.path}: {human_bytes(r.bytes)} in {r.seconds:.2f}s, integrity {r.integrity}; {counts}")
+    return 0
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    url = database_url(args.db)
+    before = migrations.current(url)
+    store = open_store(args)  # opening migrates, with the copy beforehand
+    store.close()
+    after = migrations.current(url)
+    if before == after:
+        print(f"database schema is current ({after})")
+    else:
+        print(f"database schema upgraded from {before or 'empty'} to {after}")
     return 0
 
 
