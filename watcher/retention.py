@@ -277,5 +277,5 @@ def schedule_daily(
         replace_existing=True,
         coalesce=True,
         max_instances=1,
-        misfire_grace_time=int(every),
+        misfire_grace_time=max(1, int(every)),
     )
