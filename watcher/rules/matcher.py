@@ -3,21 +3,22 @@
 Everything that depends only on the rules is worked out once, when the RuleSet is built. Per entry, three steps
 whose cost follows what the entry contains, not the number of rules:
 
-1. **scan**: one Aho-Corasick pass per field finds every literal term of every rule (ahocorasick_rs, a compiled
-   DFA); a Latin-script edge is checked for a word boundary only where a term occurs. Result: a set of term ids.
+1. **scan**: one Aho-Corasick pass per field finds every literal term of every rule (ahocorasick_rs, written in
+   Rust); a Latin-script edge is checked for a word boundary only where a term occurs. Result: a set of term ids.
 2. **select**: each rule has *required groups*, sets of terms of which one each must be found for the rule to
    hold (``all: [{any: [a, b]}, {any: [c]}]`` requires {a, b} and {c}; a lone regex requires none). Group j of
    rule i sets bit i in the "slot j" mask of each of its terms, so the rules whose groups are all satisfied are
-   the AND over slots of the OR of the found terms' masks: a few big-int operations per found term, whatever the
-   number of rules, and the bits come out in rule order. A term under ``none`` of a rule decided in step 3 sets
+   the AND over slots of the OR of the found terms' masks: a few big-int operations per found term (one bit per
+   rule, done in C), and the bits come out in rule order. A term under ``none`` of a rule decided in step 3 sets
    its bit in an exclusion mask.
 3. **decide**: a rule made only of terms, ``any``, ``all`` and ``none`` (the common case) holds exactly when it
-   is selected, and its evidence (the terms found, in rule order) is read from the same set: no Doc, no Evidence.
+   is selected, and its evidence (the terms found, in rule order) is read from the same set: no Doc, no Evidence;
+   its Hit is reused whenever the same terms make it match again.
    Any other rule (regex, and condition kinds this module knows nothing of) is evaluated in full,
    ``rule.root.evaluate(doc, ev)``, on a Doc with spans built once for the entry on first need.
 
 The shortcut in step 3 mirrors what Term, AnyOf, AllOf and NoneOf do; it is used only for nodes of exactly those
-types, and tests/test_rules.py checks it against the full evaluation.
+types, and tests/test_matcher.py checks it against the full evaluation. bench/match.py measures the whole.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ class _Exact:
     groups: tuple[Group, ...]
     excluded: frozenset[int]
     evidence: tuple[tuple[int, str], ...]  # (term id, term as written): what evaluate() records, if found
+    terms: frozenset[int]  # the term ids of `evidence`
+
+    @classmethod
+    def of(cls, groups: tuple[Group, ...], excluded: frozenset[int], evidence: tuple[tuple[int, str], ...]) -> _Exact:
+        return cls(groups, excluded, evidence, frozenset(t for t, _ in evidence))
 
 
 def _exact(node: Condition, ids: _TermIds) -> _Exact | None:
@@ -111,7 +117,7 @@ def _exact(node: Condition, ids: _TermIds) -> _Exact | None:
     """
     terms = _disjunction(node, ids)
     if terms is not None:
-        return _Exact((frozenset(t for t, _ in terms),), frozenset(), tuple(terms))
+        return _Exact.of((frozenset(t for t, _ in terms),), frozenset(), tuple(terms))
     if type(node) is NoneOf:
         excluded: set[int] = set()
         for child in node.children:
@@ -119,7 +125,7 @@ def _exact(node: Condition, ids: _TermIds) -> _Exact | None:
             if sub is None:
                 return None
             excluded.update(t for t, _ in sub)
-        return _Exact((), frozenset(excluded), ())
+        return _Exact.of((), frozenset(excluded), ())
     if type(node) is AllOf:
         parts: list[_Exact] = []
         for child in node.children:
@@ -127,7 +133,7 @@ def _exact(node: Condition, ids: _TermIds) -> _Exact | None:
             if part is None:
                 return None
             parts.append(part)
-        return _Exact(
+        return _Exact.of(
             tuple(g for p in parts for g in p.groups),
             frozenset().union(*(p.excluded for p in parts)),
             tuple(e for p in parts for e in p.evidence),
@@ -175,8 +181,9 @@ class _Scanner:
 
     def __init__(self, field: str, tids: list[int], phrases: list[str]) -> None:
         self.field = field
-        # a DFA: the library's fastest search, built once per rule set (tens of ms for 10,000 rules)
-        self.automaton = ahocorasick_rs.AhoCorasick(phrases, implementation=ahocorasick_rs.Implementation.DFA)
+        # the library's default automaton (a contiguous NFA past a few patterns): measured as fast as its DFA
+        # within the whole match, the DFA's tables pushing everything else out of the CPU caches
+        self.automaton = ahocorasick_rs.AhoCorasick(phrases)
         self.tids = tuple(tids)  # pattern index -> term id
         self.edges = tuple(  # pattern index -> edges that need a word boundary
             (_LEFT if is_word_char(p[0]) else 0) | (_RIGHT if is_word_char(p[-1]) else 0) for p in phrases
@@ -283,7 +290,7 @@ class RuleSet:
         # The hit of an exact rule depends only on the rule and the terms found: built once, then reused (a
         # frozen dataclass of seven fields costs more to build than deciding the rule). Bounded; dropped with the
         # RuleSet on reload.
-        self._hit_cache: dict[tuple[int, tuple[str, ...]], Hit] = {}
+        self._hit_cache: dict[tuple[int, frozenset[int]], Hit] = {}
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -321,13 +328,16 @@ class RuleSet:
         wanted = set(only) if only is not None else None
         doc: Doc | None = None
         hits: list[Hit] = []
+        cache = self._hit_cache
         for i in self._selector.select(found):
             rule = self._active[i]
             if wanted is not None and rule.name not in wanted:
                 continue
             exact = self._exact[i]
-            if exact is not None:  # selected means matched
-                hits.append(self._exact_hit(i, exact, found))
+            if exact is not None:  # selected means matched; the hit depends only on which of its terms are found
+                key = (i, exact.terms.intersection(found))
+                hit = cache.get(key)
+                hits.append(hit if hit is not None else self._exact_hit(key, exact))
                 continue
             if doc is None:
                 doc = self.prepare(fields)
@@ -336,18 +346,17 @@ class RuleSet:
                 hits.append(_hit(rule, tuple(ev.terms), dict(ev.details)))
         return hits
 
-    def _exact_hit(self, i: int, exact: _Exact, found: set[int]) -> Hit:
-        """The hit of exact rule `i`: the terms found, as written, in the order evaluation would list them."""
+    def _exact_hit(self, key: tuple[int, frozenset[int]], exact: _Exact) -> Hit:
+        """The hit of exact rule key[0], its terms key[1] found: the terms as written, in the order evaluation
+        would list them, each once."""
+        i, found = key
         matched: list[str] = []
         for tid, source in exact.evidence:
             if tid in found and source not in matched:
                 matched.append(source)
-        key = (i, tuple(matched))
-        hit = self._hit_cache.get(key)
-        if hit is None:
-            if len(self._hit_cache) >= _HIT_CACHE_SIZE:
-                self._hit_cache.clear()
-            hit = self._hit_cache[key] = _hit(self._active[i], key[1], _NO_DETAILS)
+        if len(self._hit_cache) >= _HIT_CACHE_SIZE:
+            self._hit_cache.clear()
+        hit = self._hit_cache[key] = _hit(self._active[i], tuple(matched), _NO_DETAILS)
         return hit
 
     def match(self, entry: Entry, feed: Feedinfo | None = None) -> list[Hit]:
