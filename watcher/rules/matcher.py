@@ -95,7 +95,7 @@ def _disjunction(node: Condition, ids: _TermIds) -> list[tuple[int, str]] | None
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Exact:
     """A node that holds exactly when each group has a found term and no excluded term is found."""
 
@@ -328,17 +328,17 @@ class RuleSet:
         wanted = set(only) if only is not None else None
         doc: Doc | None = None
         hits: list[Hit] = []
-        cache = self._hit_cache
+        exacts, cache = self._exact, self._hit_cache
         for i in self._selector.select(found):
-            rule = self._active[i]
-            if wanted is not None and rule.name not in wanted:
+            if wanted is not None and self._active[i].name not in wanted:
                 continue
-            exact = self._exact[i]
+            exact = exacts[i]
             if exact is not None:  # selected means matched; the hit depends only on which of its terms are found
-                key = (i, exact.terms.intersection(found))
+                key = (i, exact.terms & found)
                 hit = cache.get(key)
                 hits.append(hit if hit is not None else self._exact_hit(key, exact))
                 continue
+            rule = self._active[i]
             if doc is None:
                 doc = self.prepare(fields)
             ev = Evidence()
