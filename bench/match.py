@@ -305,7 +305,7 @@ def make_entries(n: int, seed: int = 7) -> list[Entry]:
 
 def _term(rng: random.Random, v: Vocabulary, lang: str, kind: str) -> str:
     """A term of `kind`: "topic" (compute, cloud, 演算...), "name" (mostly a specific, rarer company or product),
-    or "broad" (a big name such as Microsoft half the time: only sensible next to a qualifying group)."""
+    or "broad" (a big name such as Microsoft a third of the time: only sensible next to a qualifying group)."""
     if lang == "mixed":
         lang = rng.choice(("en", "ja"))
     names, topic, tail = (v.en_names, v.en_topic, v.en_tail) if lang == "en" else (v.ja_names, v.ja_topic, v.ja_tail)
