@@ -1,0 +1,167 @@
+"""The matcher's shortcuts against the plain evaluation of each rule's condition tree.
+
+RuleSet.match_fields decides most rules from the set of term ids found (bitsets per required group, exclusions,
+evidence read from the set, hits reused); a rule evaluated in full with ``rule.root.evaluate`` must give the very
+same hits: same rules, same matched terms in the same order, same details.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from watcher.models import Entry
+from watcher.rules import RuleSet
+from watcher.rules.compile import RuleCompiler
+from watcher.rules.conditions import Evidence
+from watcher.rules.matcher import prepare
+from watcher.yamlsrc import Source
+
+CASES = YAML(typ="safe").load((Path(__file__).parent / "data" / "rule_cases.yaml").read_text(encoding="utf-8"))
+
+HitView = tuple[str, tuple[str, ...], dict[str, Any]]
+
+
+def compile_all(rules: list[dict[str, Any]], entities: Any = None, rates: Any = None) -> RuleSet:
+    src = Source("<test>", "")
+    compiler = RuleCompiler(src)
+    compiler.read_rates({"rates": rates})
+    compiler.read_entities({"entities": entities})
+    compiled = compiler.rules(rules)
+    assert not src.issues, src.issues
+    return RuleSet(compiled)
+
+
+def reference(rs: RuleSet, fields: dict[str, str]) -> list[HitView]:
+    """Every enabled rule evaluated in full, in order, on the prefilter's Doc."""
+    doc = rs.prepare(fields)
+    out: list[HitView] = []
+    for rule in rs.rules:
+        ev = Evidence()
+        if rule.enabled and rule.root.evaluate(doc, ev):
+            out.append((rule.name, tuple(ev.terms), dict(ev.details)))
+    return out
+
+
+def fast(rs: RuleSet, fields: dict[str, str]) -> list[HitView]:
+    return [(h.rule, h.matched, dict(h.details)) for h in rs.match_fields(fields)]
+
+
+def test_rule_case_table_gives_the_same_hits_both_ways() -> None:
+    texts = [t for c in CASES for key in ("match", "no_match") for t in c.get(key, [])]
+    # the cases that need no entities or rates, all in one rule set (rules interfere only through the matcher)
+    plain = [c for c in CASES if not c.get("entities") and not c.get("rates")]
+    together = compile_all([c["rule"] for c in plain])
+    assert len(together.rules) == len(plain) and texts
+    for text in texts:
+        fields = prepare(Entry(key="k", title=text, link=""))
+        assert fast(together, fields) == reference(together, fields), text
+    # every case with its own entities and rates, on every text of the table
+    for case in CASES:
+        rs = compile_all([case["rule"]], case.get("entities"), case.get("rates"))
+        for text in texts:
+            fields = prepare(Entry(key="k", title=text, link=""))
+            assert fast(rs, fields) == reference(rs, fields), (case["rule"]["name"], text)
+
+
+def test_evidence_follows_evaluation_order_and_drops_repeats() -> None:
+    rs = compile_all(
+        [
+            {"name": "r", "all": [{"any": ["Deal", "Azure"]}, {"any": ["NVIDIA", "deal"]}], "none": ["gaming"]},
+            {"name": "t", "any": [{"in": "title", "any": ["Azure"]}, "Azure"]},  # same term, two fields
+        ]
+    )
+    fields = prepare(Entry(key="k", title="Azure deal", link="", summary="nvidia"))
+    assert fast(rs, fields) == reference(rs, fields)
+    assert fast(rs, fields) == [("r", ("Deal", "Azure", "NVIDIA", "deal"), {}), ("t", ("Azure",), {})]
+
+
+SHAPES = [
+    {"any": [{"all": ["nvidia", {"regex": "dea."}]}, "azure"]},  # either branch alone can select the rule
+    {"all": [{"any": ["nvidia", {"regex": "^az"}]}, "deal"]},  # the regex branch needs no term
+    {"all": [{"none": ["gaming"]}, "deal"]},
+    {"none": [{"any": ["gaming", {"all": ["nvidia", "geforce"]}]}]},
+    {"regex": "gw\\b"},
+    {"any": [{"in": "title", "all": ["azure", {"regex": "deal$"}]}, {"in": "summary", "any": ["nvidia"]}]},
+]
+SHAPE_TEXTS = [
+    ("azure news", ""), ("nvidia deal", ""), ("azure deal", "nvidia"), ("nvidia geforce deal", "gaming"),
+    ("", "1 gw"), ("deal", "azure"), ("azure big deal", "x"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_rules_that_need_full_evaluation_are_selected_whenever_they_can_match(shape: dict[str, Any]) -> None:
+    rs = compile_all([{"name": "r", **shape}])
+    for title, summary in SHAPE_TEXTS:
+        fields = prepare(Entry(key="k", title=title, link="", summary=summary))
+        assert fast(rs, fields) == reference(rs, fields), (title, summary)
+
+
+def test_reused_hits_are_equal_and_read_only() -> None:
+    rs = compile_all([{"name": "r", "any": ["nvidia"]}])
+    (a,) = rs.match_text("Nvidia one")
+    (b,) = rs.match_text("NVIDIA two")
+    assert a == b and a.details == {}
+    with pytest.raises(TypeError):
+        a.details["x"] = 1  # type: ignore[index]
+
+
+def test_disabled_rules_never_match_and_indexes_stay_aligned() -> None:
+    rs = compile_all(
+        [
+            {"name": "off", "any": ["nvidia"], "enabled": False},
+            {"name": "on", "all": ["nvidia", "deal"]},
+            {"name": "re", "regex": "dea."},
+        ]
+    )
+    assert [h.rule for h in rs.match_text("Nvidia deal")] == ["on", "re"]
+
+
+def test_spans_are_in_characters_whatever_the_script() -> None:
+    rs = compile_all([{"name": "r", "any": ["nvidia", "データセンター"]}])
+    doc = rs.prepare({"text": "😀nvidiaが新データセンター"})
+    assert doc.found == {("text", "nvidia"): [(1, 7)], ("text", "データセンター"): [(9, 16)]}
+
+
+# --- random rule trees over a small vocabulary --------------------------------------------------------------
+
+WORDS = ["nvidia", "Azure", "meta", "data center", "データセンター", "演算", "GW", "オープンAI", "x"]
+NOISE = ["metadata", "nvidiafan", "が", "、", "の", " ", "Meta's", "ＧＷ", "datacenter", "演算能力", "1gw", "ax"]
+
+term = st.sampled_from(WORDS)
+regex = st.sampled_from([{"regex": "dat.? ?cent"}, {"regex": "^nv"}, {"regex": "zzz"}])
+
+
+def _condition(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    items = st.lists(children, min_size=1, max_size=4)
+    keyed = st.sampled_from(["any", "all", "none"]).flatmap(lambda k: items.map(lambda xs: {k: xs}))
+    return st.one_of(keyed, keyed.map(lambda d: {**d, "in": "title"}))
+
+
+tree = st.recursive(st.one_of(term, regex), _condition, max_leaves=10)
+
+
+def _rule(i: int, node: Any) -> dict[str, Any]:
+    if isinstance(node, str):
+        node = {"any": [node]}
+    return {"name": f"r{i}", **node}
+
+
+texts = st.lists(st.sampled_from(WORDS + NOISE), max_size=12).map(" ".join) | st.lists(
+    st.sampled_from(WORDS + NOISE), max_size=12
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(tree, min_size=1, max_size=6), st.lists(st.tuples(texts, texts), min_size=1, max_size=4))
+def test_random_rules_give_the_same_hits_both_ways(nodes: list[Any], docs: list[tuple[str, str]]) -> None:
+    rs = compile_all([_rule(i, n) for i, n in enumerate(nodes)])
+    for title, summary in docs:
+        fields = prepare(Entry(key="k", title=title, link="", summary=summary))
+        assert fast(rs, fields) == reference(rs, fields)
