@@ -1,95 +1,83 @@
-"""Feed discovery: the feeds a web page advertises with ``<link rel="alternate" type="..." href="...">``. Pure.
+"""Feed discovery: given a URL, the feeds it is or advertises; the usual paths tried when it advertises none.
 
-Used twice: by ``watcher feeds discover URL``, and by the parse stage when a feed URL turns out to be an HTML
-page, so the error can say which URL to use instead ("an HTML page, not a feed; it advertises: ...").
-
-Links are resolved as a browser would: against the document's first ``<base href>`` (itself resolved against
-the page URL), else the page URL, which must be the *final* URL after redirects. Only http(s) results are
-kept: a page is untrusted and may advertise ``javascript:`` or ``file:`` URLs.
+The one I/O here goes through the injected :class:`~watcher.fetch.Fetcher` (the same limits, deadlines and
+User-Agent as polling). A guessed path is listed only when fetching it gives a feed that parses: a site's
+``/feed`` that answers with its home page must not be suggested.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 from dataclasses import dataclass
-from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from datetime import datetime
+from urllib.parse import urljoin
 
-from .text import collapse_whitespace
+from .charset import decode
+from .errors import ParseError
+from .feedlinks import FeedLink, feed_links
+from .fetch import Fetcher, Request
+from .models import Failed, Fetched, ParsedFeed
+from .parse import parse
 
-__all__ = ["FEED_TYPES", "FeedLink", "feed_links", "suggestion"]
+__all__ = ["COMMON_PATHS", "Discovery", "find_feeds"]
 
-FEED_TYPES = {
-    "application/rss+xml": "rss",
-    "application/atom+xml": "atom",
-    "application/feed+json": "json",
-    "application/rdf+xml": "rdf",
-}
-"""Advertised media types that are feeds, with a short name. Plain application/json is left out: on WordPress
-sites it is the REST API view of the page, not a JSON Feed."""
-
-_MAX_SCAN = 1024 * 1024  # advertised links are in <head>; a huge page is not read to its end
-_MAX_LINKS = 50
+COMMON_PATHS = ("/feed", "/rss", "/feed.xml", "/rss.xml", "/atom.xml", "/index.xml", "/feeds/posts/default")
+"""Where sites without a <link rel="alternate"> usually keep their feed (WordPress, Hugo, Jekyll, Blogger...)."""
 
 
 @dataclass(frozen=True)
-class FeedLink:
-    """One feed a page advertises."""
+class Discovery:
+    """What a URL turned out to offer."""
 
-    url: str  # absolute http(s) URL
-    kind: str  # rss, atom, json or rdf (from the advertised type)
-    title: str = ""  # the link's title attribute, plain text
-
-
-class _LinkParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base: str | None = None
-        self.found: list[tuple[str, str, str]] = []  # (href, kind, title), unresolved
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "base" and self.base is None:
-            href = dict(attrs).get("href")
-            if href:
-                self.base = href.strip()
-        elif tag == "link" and len(self.found) < _MAX_LINKS:
-            a = {k: (v or "") for k, v in attrs}
-            rels = a.get("rel", "").lower().split()
-            kind = FEED_TYPES.get(a.get("type", "").split(";", 1)[0].strip().lower())
-            href = a.get("href", "").strip()
-            if kind and href and ("alternate" in rels or "feed" in rels):
-                self.found.append((href, kind, a.get("title", "")))
+    url: str  # the page's final URL, after redirects
+    feeds: tuple[FeedLink, ...]  # itself, or what it advertises, or what the common paths gave
+    error: str | None = None  # why the URL itself could not be fetched
+    probed: tuple[str, ...] = ()  # the common-path URLs tried (none when the page advertised feeds)
 
 
-def feed_links(html: str, page_url: str) -> list[FeedLink]:
-    """The feeds advertised by an HTML document fetched from ``page_url``, in document order, without repeats."""
-    parser = _LinkParser()
-    with contextlib.suppress(AssertionError):  # html.parser asserts on some malformed declarations
-        parser.feed(html[:_MAX_SCAN])
-        parser.close()
-    base = page_url
-    if parser.base:
-        with contextlib.suppress(ValueError):
-            base = urljoin(page_url, parser.base)
-    out: dict[str, FeedLink] = {}
-    for href, kind, title in parser.found:
-        try:
-            url = urljoin(base, href)
-            scheme = urlsplit(url).scheme.lower()
-        except ValueError:
-            continue
-        if scheme in ("http", "https") and url not in out:
-            out[url] = FeedLink(url, kind, collapse_whitespace(title)[:200])
-    return list(out.values())
+def kind_of(version: str) -> str:
+    """rss, atom, rdf or json from feedparser's (or jsonfeed's) version string."""
+    if version.startswith("atom"):
+        return "atom"
+    if version.startswith("json"):
+        return "json"
+    if version in ("rss090", "rss10"):
+        return "rdf"
+    return "rss" if version.startswith("rss") else version
 
 
-def suggestion(links: list[FeedLink]) -> str:
-    """What the error for an HTML page says after "an HTML page, not a feed"."""
-    if not links:
-        return (
-            '; it advertises no feed (no <link rel="alternate"> of an RSS/Atom/JSON Feed type): '
-            "find the site's feed URL (watcher feeds discover URL also tries the usual paths)"
-        )
-    shown = ", ".join(link.url for link in links[:5])
-    more = f" and {len(links) - 5} more" if len(links) > 5 else ""
-    return f"; it advertises: {shown}{more} (use one of them as the feed's url)"
+def _as_feed(result: Fetched, now: datetime) -> ParsedFeed | None:
+    try:
+        return parse(result.body, result.headers, url=result.url, now=now)
+    except ParseError:
+        return None
+
+
+async def find_feeds(
+    fetcher: Fetcher, url: str, *, now: datetime, probe: bool = True, timeout: float = 10.0, deadline: float = 30.0
+) -> Discovery:
+    """The feeds at ``url``: the URL itself when it is a feed, else the ones its page advertises, else (with
+    ``probe``) the common paths that really serve a feed."""
+    result = await fetcher.fetch(Request(url, timeout=timeout, deadline=deadline))
+    if not isinstance(result, Fetched):
+        reason = result.reason if isinstance(result, Failed) else "unexpected 304"
+        return Discovery(url, (), reason)
+    feed = _as_feed(result, now)
+    if feed is not None:
+        return Discovery(result.url, (FeedLink(result.url, kind_of(feed.version), feed.title, "itself"),))
+    text = decode(result.body, result.headers.get("content-type", "")).text
+    links = feed_links(text, result.url)
+    if links or not probe:
+        return Discovery(result.url, tuple(links))
+    candidates = list(dict.fromkeys(urljoin(result.url, p) for p in COMMON_PATHS))
+
+    async def verify(candidate: str) -> FeedLink | None:
+        got = await fetcher.fetch(Request(candidate, timeout=timeout, deadline=deadline))
+        if not isinstance(got, Fetched):
+            return None
+        parsed = _as_feed(got, now)
+        return FeedLink(got.url, kind_of(parsed.version), parsed.title, "common-path") if parsed else None
+
+    found = [f for f in await asyncio.gather(*(verify(c) for c in candidates)) if f is not None]
+    unique = {f.url: f for f in reversed(found)}  # two paths redirecting to one feed: list it once, first path
+    return Discovery(result.url, tuple(reversed(unique.values())), probed=tuple(candidates))

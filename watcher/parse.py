@@ -22,8 +22,8 @@ import feedparser
 
 from . import dates
 from .charset import to_utf8_xml
-from .discover import feed_links, suggestion
 from .errors import ParseError
+from .feedlinks import feed_links, suggestion
 from .jsonfeed import parse_json_feed
 from .models import Entry, ParsedFeed
 from .text import html_to_text

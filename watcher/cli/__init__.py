@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import ConfigError, StoreError, WatcherError
-from . import poll, report
+from . import feedtools, poll, report
 from .common import EXIT_CONFIG, EXIT_STORE, env, setup_logging
 
-COMMANDS = (poll, report)
+COMMANDS = (poll, report, feedtools)
 """Modules that register commands, in the order --help lists them."""
 
 
