@@ -115,6 +115,8 @@ def _safe_link(link: str, base: str) -> str:
     link = link.strip()
     if not link:
         return ""
+    if link.startswith(("https://", "http://")):  # already absolute: nearly every link, and urljoin is not free
+        return link
     try:
         if base:
             link = urljoin(base, link)

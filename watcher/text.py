@@ -9,6 +9,7 @@ and whoever renders it must escape it for their medium.
 from __future__ import annotations
 
 import re
+from html import unescape
 from html.parser import HTMLParser
 
 __all__ = ["collapse_whitespace", "html_to_text"]
@@ -36,6 +37,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
 # Browsers drop these (eof-in-tag), and keeping them would leak markup into the text.
 _UNFINISHED = re.compile(r"<[A-Za-z/!?]")
 _TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
+
+# The fast path: a start or end tag in its plainest form (a name of letters and digits, attributes whose values
+# hold no "<" or ">"). Sanitised feed HTML is almost all made of these; anything else goes to the parser.
+_SIMPLE_TAG = re.compile(
+    r"</?([a-zA-Z][a-zA-Z0-9]*)"
+    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"<>]*\"|'[^'<>]*'|[^\s\"'=<>`]+))?)*\s*/?>"
+)
+# Elements whose content the parser treats specially (raw text, or skipped): never on the fast path.
+_NOT_SIMPLE = _SKIP | {"title", "textarea", "xmp", "iframe", "noembed", "noframes", "plaintext", "svg", "math"}
 
 
 def collapse_whitespace(s: str) -> str:
@@ -89,6 +99,32 @@ class _TextExtractor(HTMLParser):
         return "".join(self.parts)
 
 
+def _simple_html_to_text(s: str) -> str | None:
+    """html_to_text for fragments made only of text and simple tags, with one regex; None for anything else.
+
+    Gives exactly what the parser gives (a property test holds them equal) at a fifth of the cost: summaries
+    are most of the text watcher reads, and re-parsing them with html.parser cost a fifth of a poll.
+    """
+    parts: list[str] = []
+    pos = 0
+    for m in _SIMPLE_TAG.finditer(s):
+        text = s[pos : m.start()]
+        if "<" in text:
+            return None
+        parts.append(unescape(text) if "&" in text else text)  # run by run, as the parser decodes them
+        name = m.group(1).lower()
+        if name in _NOT_SIMPLE:
+            return None
+        if name in _BLOCK:
+            parts.append(" ")
+        pos = m.end()
+    rest = s[pos:]
+    if "<" in rest:
+        return None
+    parts.append(unescape(rest) if "&" in rest else rest)
+    return collapse_whitespace("".join(parts))
+
+
 def html_to_text(s: str) -> str:
     """Plain text of an HTML fragment: tags removed, script/style content dropped, entities decoded.
 
@@ -98,6 +134,12 @@ def html_to_text(s: str) -> str:
     """
     if "<" not in s and "&" not in s:  # the common case for titles; skip the parser entirely
         return collapse_whitespace(s)
+    simple = _simple_html_to_text(s)
+    return simple if simple is not None else parsed_html_to_text(s)
+
+
+def parsed_html_to_text(s: str) -> str:
+    """html_to_text through html.parser, for any input (the reference the fast path is checked against)."""
     parser = _TextExtractor()
     parser.feed(s)
     text = parser.finish()
