@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.text import html_to_text, parsed_html_to_text
+from watcher.text import _CONTROL, collapse_whitespace, html_to_text, parsed_html_to_text
 
 NAMES = ["p", "P", "a", "b", "br", "div", "span", "li", "img", "script", "style", "title", "svg", "x1", "my-tag"]
 ATTRS = st.sampled_from(
@@ -47,3 +47,10 @@ def test_fast_path_examples() -> None:
         "<P CLASS=x>Upper</P><BR/>case",
     ):
         assert html_to_text(html) == parsed_html_to_text(html)
+
+
+@settings(database=None, deadline=None, max_examples=1000)
+@given(st.text(alphabet=st.characters(codec="utf-8", categories=("Cc", "Cf", "Zs", "Zl", "Zp", "Ll", "Lo"))))
+def test_collapse_whitespace_shortcut_equals_the_regex(s: str) -> None:
+    reference = " ".join(_CONTROL.sub(" ", s).split())
+    assert collapse_whitespace(s) == reference

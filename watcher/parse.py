@@ -126,18 +126,21 @@ def _safe_link(link: str, base: str) -> str:
     return link if scheme in ("http", "https", "") else ""
 
 
-def _entry(e: Mapping[str, Any], now: datetime, base: str) -> Entry:
-    title = _clip(html_to_text(str(e.get("title") or "")), _MAX_TITLE)
-    summary = _clip(html_to_text(str(e.get("summary") or "")), _MAX_TEXT)
-    contents = [html_to_text(str(c.get("value") or "")) for c in (e.get("content") or []) if isinstance(c, Mapping)]
+def _entry(e: dict[str, Any], now: datetime, base: str) -> Entry:
+    # dict.get, not FeedParserDict.get: the keys read here are stored under these names, and feedparser's
+    # alias lookup costs ~10 us an entry (a feed's entries are read 50 at a time, thousands of feeds a cycle).
+    get = dict.get
+    title = _clip(html_to_text(str(get(e, "title") or "")), _MAX_TITLE)
+    summary = _clip(html_to_text(str(get(e, "summary") or "")), _MAX_TEXT)
+    contents = [html_to_text(str(c.get("value") or "")) for c in (get(e, "content") or []) if isinstance(c, Mapping)]
     content = _clip(max(contents, key=len), _MAX_TEXT) if contents else ""
     if content == summary:
         content = ""
-    link = _safe_link(str(e.get("link") or ""), base)
-    guid = str(e.get("id") or "")
-    published = _to_datetime(e.get("published_parsed") or e.get("updated_parsed"))
+    link = _safe_link(str(get(e, "link") or ""), base)
+    guid = str(get(e, "id") or "")
+    published = _to_datetime(get(e, "published_parsed") or get(e, "updated_parsed"))
     categories = tuple(
-        str(t.get("term")).strip() for t in (e.get("tags") or []) if isinstance(t, Mapping) and t.get("term")
+        str(t.get("term")).strip() for t in (get(e, "tags") or []) if isinstance(t, Mapping) and t.get("term")
     )
     return Entry(
         key=entry_key(guid, link, title, summary, content),
@@ -145,7 +148,7 @@ def _entry(e: Mapping[str, Any], now: datetime, base: str) -> Entry:
         link=link,
         summary=summary,
         content=content,
-        author=html_to_text(str(e.get("author") or "")),
+        author=html_to_text(str(get(e, "author") or "")),
         categories=categories[:50],
         published=dates.resolve_published(published, now),
     )
