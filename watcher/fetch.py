@@ -23,7 +23,6 @@ import httpx
 from .models import Failed, Fetched, FetchResult, NotModified
 
 MAX_REDIRECTS = 5
-KEEPALIVE = 64  # idle keep-alive connections kept (one per recently polled host)
 
 
 @dataclass(frozen=True)
@@ -136,10 +135,13 @@ class HttpFetcher:
             },
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
-            # Idle connections are kept for up to KEEPALIVE hosts (httpx closes them after 5 s idle): with only
-            # `concurrency` of them, a cycle over more hosts than that evicted each before its next use and
-            # every request, 304s included, paid a new connection (bench/poll.py: 200 of 200).
-            limits=httpx.Limits(max_connections=max(concurrency, 1) + KEEPALIVE, max_keepalive_connections=KEEPALIVE),
+            # Idle connections are kept for 2 x concurrency hosts (httpx closes them after 5 s idle): with only
+            # `concurrency` of them, a cycle over 16 hosts evicted each before its next use and every request,
+            # 304s included, paid a new connection. Not more: httpcore scans its idle connections pairwise on
+            # every request, so 64 of them cost 3.1 ms a request against 1.0 ms for 8 (bench/poll.py, 200 hosts).
+            limits=httpx.Limits(
+                max_connections=max(concurrency, 1) * 3, max_keepalive_connections=max(concurrency, 1) * 2
+            ),
             transport=transport,
         )
         self._global = asyncio.Semaphore(concurrency)
@@ -161,7 +163,7 @@ class HttpFetcher:
             return await asyncio.to_thread(read_file, req)
         host = urlsplit(req.url).netloc.lower()
         sem = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
-        async with self._global, sem:
+        async with sem, self._global:  # wait for the host first: a task queued on a busy host holds no global slot
             try:
                 async with asyncio.timeout(req.deadline):
                     return await self._fetch(req)
