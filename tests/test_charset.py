@@ -25,6 +25,7 @@ FR = "<rss><channel><title>Été à Paris : l’IA générative, déjà là</tit
         (FR.encode("cp1252"), "", "cp1252", FR, "read as windows-1252"),
         (FR.encode("latin-1", "replace"), "text/xml; charset='iso-8859-1'", "cp1252", FR.replace("’", "?"), None),
         (FR.encode(), "text/xml; charset=us-ascii", "utf-8", FR, "declared us-ascii but the bytes are UTF-8"),
+        (b"<t>caf\xe9 \x81</t>", "text/xml; charset=iso-8859-1", "cp1252", "<t>café \x81</t>", None),
         (FR.encode(), "text/xml; charset=bogus", "utf-8", FR, "unknown encoding 'bogus'"),
         (b"\xef\xbb\xbf" + JA.encode(), "text/xml; charset=iso-8859-1", "utf-8", JA, None),
         (JA.encode("utf-16-le"), "", "utf-16-le", JA, None),

@@ -214,6 +214,8 @@ def decode(body: bytes, content_type: str = "") -> Decoded:
         if utf8 is not None and _NON_ASCII.search(utf8):
             return Decoded(utf8, "utf-8", _join(*warnings, f"declared {label} but the bytes are UTF-8"))
         text = _strict(body, codec)
+        if text is None and codec == "cp1252":
+            text = body.decode("latin-1")  # the five bytes windows-1252 leaves undefined: their Latin-1 reading
         if text is not None:
             return Decoded(text, codec, _join(*warnings) or None)
         warnings.append(f"declared {label} but the bytes are not valid {label}")
