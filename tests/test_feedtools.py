@@ -249,3 +249,16 @@ def test_feeds_actions_are_documented() -> None:
             for opt in action.option_strings:
                 if opt not in ("-h", "--help"):
                     assert opt in readme, (name, opt)
+
+
+def test_import_through_a_symlink_and_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real = tmp_path / "config" / "feeds.yaml"
+    real.parent.mkdir()
+    real.write_text("feeds:\n  - url: https://a.example/feed\n", encoding="utf-8")
+    (tmp_path / "feeds.yaml").symlink_to(real)
+    (tmp_path / "subs.opml").write_text(OPML, encoding="utf-8")
+    assert main(cli(tmp_path, "feeds", "import", str(tmp_path / "subs.opml"))) == 0
+    assert (tmp_path / "feeds.yaml").is_symlink() and "mistral-news" in real.read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(cli(tmp_path, "feeds", "export", "-o", str(tmp_path / "missing" / "out.opml"))) == 2
+    assert "cannot write" in capsys.readouterr().err

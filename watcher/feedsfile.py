@@ -211,7 +211,11 @@ def _splice(text: str, feeds: CommentedSeq, entries: list[CommentedMap], y: YAML
 
 
 def _write_validated(p: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``p``, load it as feeds.yaml, then move it over ``p``."""
+    """Write ``text`` to a temporary file beside ``p``, load it as feeds.yaml, then move it over ``p``.
+
+    A symlinked feeds.yaml is written where the link points (the link stays a link).
+    """
+    p = p.resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -126,6 +126,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(issue, file=sys.stderr)
         print(f"{args.feeds} was not changed: fix the lines above first", file=sys.stderr)
         return EXIT_CONFIG
+    except OSError as e:
+        print(f"watcher feeds import: cannot write {args.feeds}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_CONFIG
     for name, f in result.added:
         print(f"added    {name}: {f.url}")
     for f, why in result.skipped:
@@ -151,13 +154,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     out = Path(args.output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else ".")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as e:
+        print(f"watcher feeds export: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"wrote {len(config.feeds)} feeds to {out}", file=sys.stderr)
     return 0
