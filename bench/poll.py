@@ -542,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
                 for label in ("first poll (all new)", "second poll (all 304)"):
                     prof = ThreadProfiles()
                     with prof.running():
-                        run_poll(label, config, pdb, server)
-                    print_profile(f"profile of the {label}", prof.stats())
+                        m = run_poll(label, config, pdb, server)
+                    print_profile(f"profile of the {label} ({m.note})", prof.stats())
     finally:
         server.stop()
     return 0
