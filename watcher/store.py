@@ -314,12 +314,20 @@ class Store:
         undoes a move. When the user edits the URL, the feed starts afresh at it: validators, move, redirect
         streak, hold and a 410's disabling are reset (the failure count stays until a poll succeeds).
         """
+        wanted = dict(configured)  # a name given twice keeps its last URL
         with self.begin() as conn:
-            for name, url in configured:
-                row = conn.execute(sa.select(feeds.c.id, feeds.c.url).where(feeds.c.name == name)).first()
-                if row is None:
-                    conn.execute(sa.insert(feeds).values(name=name, url=url, created_at=now, consecutive_failures=0))
-                elif row.url != url:
+            # One read of every row, not one query per feed (2,000 feeds: 2,000 round trips per `watcher poll`).
+            rows = {r.name: r for r in conn.execute(sa.select(feeds.c.id, feeds.c.name, feeds.c.url))}
+            new = [
+                dict(name=name, url=url, created_at=now, consecutive_failures=0)
+                for name, url in wanted.items()
+                if name not in rows
+            ]
+            if new:
+                conn.execute(sa.insert(feeds), new)
+            for name, url in wanted.items():
+                row = rows.get(name)
+                if row is not None and row.url != url:
                     conn.execute(
                         sa.update(feeds)
                         .where(feeds.c.id == row.id)
@@ -408,40 +416,46 @@ class Store:
         n_hits = n_alerts = 0
         with self.begin() as conn:
             inserted: dict[str, int] = {}
-            ins = self._insert(conn, entries)
-            for i in range(0, len(w.entries), 200):
-                chunk = w.entries[i : i + 200]
-                rows = [
-                    dict(
-                        feed_id=w.feed_id,
-                        key=e.key,
-                        title=e.title,
-                        link=e.link,
-                        summary=e.summary,
-                        content=e.content,
-                        author=e.author,
-                        categories=list(e.categories),
-                        published=e.published,
-                        first_seen=w.now,
-                    )
-                    for e in chunk
-                ]
-                if rows:
-                    res = conn.execute(
-                        ins.values(rows)
-                        .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-                        .returning(entries.c.id, entries.c.key)
-                    )
-                    inserted.update({r.key: r.id for r in res})
+            if w.entries:
+                # One executemany of a statement compiled once (SQLAlchemy batches it into multi-row INSERT ...
+                # RETURNING itself). Building .values(rows) instead compiled a new 500-parameter statement per
+                # poll: 8 ms of CPU for 50 entries, a quarter of what parsing them costs (bench/poll.py).
+                res = conn.execute(
+                    self._insert(conn, entries)
+                    .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+                    .returning(entries.c.id, entries.c.key),
+                    [
+                        dict(
+                            feed_id=w.feed_id,
+                            key=e.key,
+                            title=e.title,
+                            link=e.link,
+                            summary=e.summary,
+                            content=e.content,
+                            author=e.author,
+                            categories=list(e.categories),
+                            published=e.published,
+                            first_seen=w.now,
+                        )
+                        for e in w.entries
+                    ],
+                )
+                inserted.update({r.key: r.id for r in res})
             by_key = {e.key: e for e in w.entries}
-            hit_ins = self._insert(conn, hits)
-            alert_ins = self._insert(conn, alerts)
+            # Statements without .values(): their compiled form is cached; the values travel as parameters.
+            hit_ins = (
+                self._insert(conn, hits)
+                .on_conflict_do_nothing(index_elements=["entry_id", "rule"])
+                .returning(hits.c.id)
+            )
+            alert_ins = self._insert(conn, alerts).on_conflict_do_nothing(index_elements=["hit_id", "destination"])
             for key, entry_id in inserted.items():
                 entry = by_key[key]
                 story = story_key(entry.title, entry.link)
                 for hit in w.hits.get(key, ()):
                     hit_id = conn.execute(
-                        hit_ins.values(
+                        hit_ins,
+                        dict(
                             entry_id=entry_id,
                             rule=hit.rule,
                             rule_version=hit.rule_version,
@@ -451,9 +465,7 @@ class Store:
                             details=dict(hit.details),
                             story=story,
                             created_at=w.now,
-                        )
-                        .on_conflict_do_nothing(index_elements=["entry_id", "rule"])
-                        .returning(hits.c.id)
+                        ),
                     ).scalar()
                     if hit_id is None:
                         continue
@@ -468,7 +480,8 @@ class Store:
                         continue  # the same story already alerted for this rule: stored, not alerted again
                     for dest in dict.fromkeys(hit.notify):
                         conn.execute(
-                            alert_ins.values(
+                            alert_ins,
+                            dict(
                                 hit_id=hit_id,
                                 destination=dest,
                                 state="pending",
@@ -477,7 +490,7 @@ class Store:
                                 next_attempt_at=w.now,
                                 created_at=w.now,
                                 age_from=w.now,
-                            ).on_conflict_do_nothing(index_elements=["hit_id", "destination"])
+                            ),
                         )
                         n_alerts += 1
             conn.execute(

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..errors import ConfigError, StoreError, WatcherError
 from ..observe.logs import LOG_FORMATS
-from . import alerts, db, poll, report, rules, status
+from . import alerts, db, feedtools, poll, report, rules, status
 from .common import EXIT_CONFIG, EXIT_STORE, env, setup_logging
 
-COMMANDS = (poll, report, rules, alerts, status, db)
+COMMANDS = (poll, report, feedtools, rules, alerts, status, db)
 """Modules that register commands, in the order --help lists them."""
 
 
