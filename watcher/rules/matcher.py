@@ -26,6 +26,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 
 import ahocorasick_rs
@@ -164,7 +165,8 @@ def _required(node: Condition, ids: _TermIds) -> list[Group]:
 # --- the scan ---------------------------------------------------------------------------------------------
 
 _DFA, _DFA_MAX_PATTERNS = ahocorasick_rs.Implementation.DFA, 2_000
-_WORD = frozenset(string.ascii_letters + string.digits)  # the characters is_word_char() accepts, as a set
+_WORD_CHARS = string.ascii_letters + string.digits  # the characters is_word_char() accepts
+_WORD = frozenset(_WORD_CHARS)
 _LEFT, _RIGHT = 1, 2  # edges of a term that need a word boundary
 
 
@@ -176,42 +178,105 @@ def _bounded(text: str, start: int, end: int, edges: int) -> bool:
 
 
 class _Scanner:
-    """One field's automaton over the phrases used in that field, with what each match needs checking."""
+    """One field's automaton over the phrases used in that field, for the spans a full evaluation reads."""
 
     __slots__ = ("automaton", "edges", "field", "tids")
 
     def __init__(self, field: str, tids: list[int], phrases: list[str]) -> None:
         self.field = field
-        # The DFA searches fastest while its tables stay in the CPU caches; past ~2,000 patterns the library's
-        # default (a contiguous NFA, much smaller) measured faster within the whole match (bench/match.py: DFA
-        # +30% at ~300 patterns, +13% at 1,100, -5% at 2,700).
-        small = len(phrases) <= _DFA_MAX_PATTERNS
-        self.automaton = ahocorasick_rs.AhoCorasick(phrases, implementation=_DFA if small else None)
+        self.automaton = ahocorasick_rs.AhoCorasick(phrases, implementation=_implementation(len(phrases)))
         self.tids = tuple(tids)  # pattern index -> term id
-        self.edges = tuple(  # pattern index -> edges that need a word boundary
-            (_LEFT if is_word_char(p[0]) else 0) | (_RIGHT if is_word_char(p[-1]) else 0) for p in phrases
-        )
-
-    def scan(self, text: str, found: set[int]) -> None:
-        """Add to `found` the ids of the terms that occur in `text` with valid boundaries."""
-        n, tids, edges = len(text), self.tids, self.edges
-        for pid, start, end in self.automaton.find_matches_as_indexes(text, overlapping=True):
-            tid = tids[pid]
-            if tid in found:
-                continue
-            e = edges[pid]
-            if e:  # _bounded(), inlined: this runs for every occurrence of every term
-                if e & _LEFT and start and text[start - 1] in _WORD:
-                    continue
-                if e & _RIGHT and end < n and text[end] in _WORD:
-                    continue
-            found.add(tid)
+        self.edges = tuple(_edges(p) for p in phrases)  # pattern index -> edges that need a word boundary
 
     def spans(self, text: str) -> Iterator[tuple[int, int, int]]:
         """(term id, start, end) of every occurrence with valid boundaries, overlapping ones included."""
         for pid, start, end in self.automaton.find_matches_as_indexes(text, overlapping=True):
             if _bounded(text, start, end, self.edges[pid]):
                 yield self.tids[pid], start, end
+
+
+def _implementation(patterns: int) -> ahocorasick_rs.Implementation | None:
+    # The DFA searches fastest while its tables stay in the CPU caches; past ~2,000 patterns the library's
+    # default (a contiguous NFA, much smaller) measured faster within the whole match (bench/match.py: DFA
+    # +30% at ~300 patterns, +13% at 1,100, -5% at 2,700).
+    return _DFA if patterns <= _DFA_MAX_PATTERNS else None
+
+
+def _edges(phrase: str) -> int:
+    return (_LEFT if is_word_char(phrase[0]) else 0) | (_RIGHT if is_word_char(phrase[-1]) else 0)
+
+
+_WORD_BYTES = frozenset(_WORD_CHARS.encode())  # the same, as the byte values of their UTF-8 encoding
+_NONE = -1  # in a pattern -> term id table: the pattern is not a term of that field
+
+
+class _IdScanner:
+    """Step 1 for one field: the ids of the terms found in it, over the UTF-8 bytes of the text.
+
+    Bytes, because the search is ~10% faster when the library need not map byte offsets back to characters,
+    and the ids need no offsets. A match in UTF-8 is a match in characters (an encoded phrase starts with a
+    lead byte and ends with a whole character), and the character beside an edge is an ASCII letter or digit
+    exactly when the byte beside it is one (the bytes of other characters are all >= 0x80).
+
+    The ``text`` field (title + " \n " + summary + ... , see prepare()) holds the title as its prefix, so the
+    automaton for ``text`` also carries the ``title`` phrases: a match that ends inside the prefix is also a
+    match in the title, with the same boundaries (the title's end is a boundary, and so is the space after
+    it). One pass over the text then finds the terms of both fields. `prefix` maps pattern -> title term id.
+    """
+
+    __slots__ = ("automaton", "edges", "field", "prefix", "tids")
+
+    def __init__(self, field: str, phrases: list[str], tids: list[int], prefix: list[int]) -> None:
+        self.field = field
+        encoded = [p.encode() for p in phrases]
+        self.automaton = ahocorasick_rs.BytesAhoCorasick(encoded, implementation=_implementation(len(phrases)))
+        self.tids = tuple(tids)  # pattern index -> term id in `field`, or _NONE
+        self.prefix = tuple(prefix)  # pattern index -> term id in the prefix field (title), or _NONE
+        self.edges = tuple(_edges(p) for p in phrases)
+
+    def scan(self, data: bytes, found: set[int], tids: tuple[int, ...], prefix_len: int) -> None:
+        """Add to `found` the ids (from `tids`, and from self.prefix for matches ending by `prefix_len`) of the
+        terms that occur in `data` with valid boundaries."""
+        n, edges, prefix, word = len(data), self.edges, self.prefix, _WORD_BYTES
+        for pid, start, end in self.automaton.find_matches_as_indexes(data, overlapping=True):
+            e = edges[pid]
+            if e:  # _bounded(), inlined and on bytes: this runs for every occurrence of every term
+                if e & _LEFT and start and data[start - 1] in word:
+                    continue
+                if e & _RIGHT and end < n and data[end] in word:
+                    continue
+            tid = tids[pid]
+            if tid != _NONE:
+                found.add(tid)
+            if end <= prefix_len:
+                tid = prefix[pid]
+                if tid != _NONE:
+                    found.add(tid)
+
+
+def _id_scanners(by_field: Mapping[str, list[int]], keys: Sequence[tuple[str, str]]) -> tuple[_IdScanner, ...]:
+    """One _IdScanner per field, but none for ``title``: its phrases go into the one for ``text``."""
+    fields = [f for f in by_field if f != "title"]
+    if "title" in by_field and "text" not in by_field:
+        fields.append("text")
+    out: list[_IdScanner] = []
+    for field in fields:
+        tids = list(by_field.get(field, ()))
+        phrases = [keys[t][1] for t in tids]
+        prefix = [_NONE] * len(tids)
+        if field == "text":
+            index = {p: i for i, p in enumerate(phrases)}
+            for tid in by_field.get("title", ()):
+                phrase = keys[tid][1]
+                i = index.get(phrase)
+                if i is None:  # a phrase used in the title only
+                    i = index[phrase] = len(phrases)
+                    phrases.append(phrase)
+                    tids.append(_NONE)
+                    prefix.append(_NONE)
+                prefix[i] = tid
+        out.append(_IdScanner(field, phrases, tids, prefix))
+    return tuple(out)
 
 
 # --- the selection ---------------------------------------------------------------------------------------
@@ -287,9 +352,8 @@ class RuleSet:
         by_field: dict[str, list[int]] = {}
         for tid, (field, _) in enumerate(ids.keys):
             by_field.setdefault(field, []).append(tid)
-        self._scanners = tuple(
-            _Scanner(field, tids, [ids.keys[t][1] for t in tids]) for field, tids in by_field.items()
-        )
+        self._by_field = by_field
+        self._id_scanners = _id_scanners(by_field, ids.keys)
         excluded = [e.excluded if e is not None else frozenset() for e in self._exact]
         self._selector = _Selector(len(ids.keys), required, excluded)
         # The hit of an exact rule depends only on the rule and the terms found: built once, then reused (a
@@ -305,13 +369,29 @@ class RuleSet:
 
     # --- the three steps -----------------------------------------------------------------------------------
 
+    @cached_property
+    def _scanners(self) -> tuple[_Scanner, ...]:
+        """Per field, an automaton that reports offsets in characters: built on the first full evaluation."""
+        keys = self._keys
+        return tuple(_Scanner(field, tids, [keys[t][1] for t in tids]) for field, tids in self._by_field.items())
+
     def _scan(self, fields: Mapping[str, str]) -> set[int]:
         """Step 1: ids of the terms that occur in their field, with valid boundaries."""
         found: set[int] = set()
-        for scanner in self._scanners:
-            text = fields.get(scanner.field)
-            if text:
-                scanner.scan(text, found)
+        for scanner in self._id_scanners:
+            if scanner.field != "text":
+                text = fields.get(scanner.field)
+                if text:
+                    scanner.scan(text.encode(), found, scanner.tids, -1)
+                continue
+            data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
+            if data.startswith(title) and (len(data) == len(title) or data[len(title)] not in _WORD_BYTES):
+                scanner.scan(data, found, scanner.tids, len(title))  # the title's terms too: see _IdScanner
+                continue
+            if data:  # fields not built by prepare(): the title on its own
+                scanner.scan(data, found, scanner.tids, -1)
+            if title:
+                scanner.scan(title, found, scanner.prefix, -1)
         return found
 
     def prepare(self, fields: Mapping[str, str]) -> Doc:
