@@ -363,7 +363,8 @@ class RuleSet:
         # The hit of an exact rule depends only on the rule and the terms found: built once, then reused (a
         # frozen dataclass of seven fields costs more to build than deciding the rule). Bounded; dropped with the
         # RuleSet on reload.
-        self._hit_cache: dict[tuple[int, frozenset[int]], Hit] = {}
+        self._hit_memos: list[dict[frozenset[int], Hit]] = [{} for _ in self._active]  # per rule: terms -> hit
+        self._memoised = 0  # hits in all the memos
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -414,18 +415,19 @@ class RuleSet:
 
     def match_fields(self, fields: Mapping[str, str], only: Iterable[str] | None = None) -> list[Hit]:
         found = self._scan(fields)
-        wanted = set(only) if only is not None else None
+        selected = self._selector.select(found)
+        if only is not None:
+            wanted = set(only)
+            selected = [i for i in selected if self._active[i].name in wanted]
         doc: Doc | None = None
         hits: list[Hit] = []
-        exacts, cache = self._exact, self._hit_cache
-        for i in self._selector.select(found):
-            if wanted is not None and self._active[i].name not in wanted:
-                continue
+        exacts, memos = self._exact, self._hit_memos
+        for i in selected:
             exact = exacts[i]
             if exact is not None:  # selected means matched; the hit depends only on which of its terms are found
-                key = (i, exact.terms & found)
-                hit = cache.get(key)
-                hits.append(hit if hit is not None else self._exact_hit(key, exact))
+                terms = exact.terms & found
+                hit = memos[i].get(terms)
+                hits.append(hit if hit is not None else self._exact_hit(i, terms, exact))
                 continue
             rule = self._active[i]
             if doc is None:
@@ -435,17 +437,16 @@ class RuleSet:
                 hits.append(_hit(rule, tuple(ev.terms), dict(ev.details)))
         return hits
 
-    def _exact_hit(self, key: tuple[int, frozenset[int]], exact: _Exact) -> Hit:
-        """The hit of exact rule key[0], its terms key[1] found: the terms as written, in the order evaluation
-        would list them, each once."""
-        i, found = key
-        matched: list[str] = []
-        for tid, source in exact.evidence:
-            if tid in found and source not in matched:
-                matched.append(source)
-        if len(self._hit_cache) >= _HIT_CACHE_SIZE:
-            self._hit_cache.clear()
-        hit = self._hit_cache[key] = _hit(self._active[i], tuple(matched), _NO_DETAILS)
+    def _exact_hit(self, i: int, found: frozenset[int], exact: _Exact) -> Hit:
+        """The hit of exact rule i, its terms `found` found: the terms as written, in the order evaluation would
+        list them, each once. Memoised."""
+        matched = tuple(dict.fromkeys([source for tid, source in exact.evidence if tid in found]))
+        if self._memoised >= _HIT_CACHE_SIZE:
+            for memo in self._hit_memos:
+                memo.clear()
+            self._memoised = 0
+        hit = self._hit_memos[i][found] = _hit(self._active[i], matched, _NO_DETAILS)
+        self._memoised += 1
         return hit
 
     def match(self, entry: Entry, feed: Feedinfo | None = None) -> list[Hit]:
