@@ -165,3 +165,25 @@ def test_random_rules_give_the_same_hits_both_ways(nodes: list[Any], docs: list[
     for title, summary in docs:
         fields = prepare(Entry(key="k", title=title, link="", summary=summary))
         assert fast(rs, fields) == reference(rs, fields)
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("nvidia deal", "nvidia deal \n azure"),  # as prepare() builds it: title terms read from the text's scan
+        ("nvidia deal", "other news"),  # not a prefix: the title is scanned on its own
+        ("nvidia dea", "nvidia deal"),  # a prefix, but the text goes on inside a word: "dea" is no title term there
+        ("nvidia", ""),
+        ("", "nvidia azure"),
+    ],
+)
+def test_title_terms_are_found_whatever_the_fields_hold(title: str, text: str) -> None:
+    rs = compile_all(
+        [
+            {"name": "t", "in": "title", "any": ["nvidia", "dea", "deal"]},
+            {"name": "only-title", "in": "title", "any": ["azure"]},
+            {"name": "x", "any": ["nvidia", "azure"]},
+        ]
+    )
+    fields = {"title": title, "text": text}
+    assert fast(rs, fields) == reference(rs, fields)

@@ -3,14 +3,15 @@
 Everything that depends only on the rules is worked out once, when the RuleSet is built. Per entry, three steps
 whose cost follows what the entry contains, not the number of rules:
 
-1. **scan**: one Aho-Corasick pass per field finds every literal term of every rule (ahocorasick_rs, written in
-   Rust); a Latin-script edge is checked for a word boundary only where a term occurs. Result: a set of term ids.
+1. **scan**: one Aho-Corasick pass per field over its UTF-8 bytes finds every literal term of every rule
+   (ahocorasick_rs, written in Rust; the pass over ``text`` finds the ``title`` terms too); a Latin-script edge
+   is checked for a word boundary only where a term occurs. Result: a set of term ids.
 2. **select**: each rule has *required groups*, sets of terms of which one each must be found for the rule to
    hold (``all: [{any: [a, b]}, {any: [c]}]`` requires {a, b} and {c}; a lone regex requires none). Group j of
-   rule i sets bit i in the "slot j" mask of each of its terms, so the rules whose groups are all satisfied are
-   the AND over slots of the OR of the found terms' masks: a few big-int operations per found term (one bit per
-   rule, done in C), and the bits come out in rule order. A term under ``none`` of a rule decided in step 3 sets
-   its bit in an exclusion mask.
+   rule i sets bit i in slot j of the big int of each of its terms, so the rules whose groups are all satisfied
+   are the AND over slots of the OR of the found terms' ints: one C-level reduce over the found terms and a few
+   shifts (one bit per rule), and the bits come out in rule order. A term under ``none`` of a rule decided in
+   step 3 sets its bit in the exclusion slot.
 3. **decide**: a rule made only of terms, ``any``, ``all`` and ``none`` (the common case) holds exactly when it
    is selected, and its evidence (the terms found, in rule order) is read from the same set: no Doc, no Evidence;
    its Hit is reused whenever the same terms make it match again.
@@ -26,6 +27,8 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property, reduce
+from operator import or_
 from types import MappingProxyType
 
 import ahocorasick_rs
@@ -164,7 +167,8 @@ def _required(node: Condition, ids: _TermIds) -> list[Group]:
 # --- the scan ---------------------------------------------------------------------------------------------
 
 _DFA, _DFA_MAX_PATTERNS = ahocorasick_rs.Implementation.DFA, 2_000
-_WORD = frozenset(string.ascii_letters + string.digits)  # the characters is_word_char() accepts, as a set
+_WORD_CHARS = string.ascii_letters + string.digits  # the characters is_word_char() accepts
+_WORD = frozenset(_WORD_CHARS)
 _LEFT, _RIGHT = 1, 2  # edges of a term that need a word boundary
 
 
@@ -176,36 +180,15 @@ def _bounded(text: str, start: int, end: int, edges: int) -> bool:
 
 
 class _Scanner:
-    """One field's automaton over the phrases used in that field, with what each match needs checking."""
+    """One field's automaton over the phrases used in that field, for the spans a full evaluation reads."""
 
     __slots__ = ("automaton", "edges", "field", "tids")
 
     def __init__(self, field: str, tids: list[int], phrases: list[str]) -> None:
         self.field = field
-        # The DFA searches fastest while its tables stay in the CPU caches; past ~2,000 patterns the library's
-        # default (a contiguous NFA, much smaller) measured faster within the whole match (bench/match.py: DFA
-        # +30% at ~300 patterns, +13% at 1,100, -5% at 2,700).
-        small = len(phrases) <= _DFA_MAX_PATTERNS
-        self.automaton = ahocorasick_rs.AhoCorasick(phrases, implementation=_DFA if small else None)
+        self.automaton = ahocorasick_rs.AhoCorasick(phrases, implementation=_implementation(len(phrases)))
         self.tids = tuple(tids)  # pattern index -> term id
-        self.edges = tuple(  # pattern index -> edges that need a word boundary
-            (_LEFT if is_word_char(p[0]) else 0) | (_RIGHT if is_word_char(p[-1]) else 0) for p in phrases
-        )
-
-    def scan(self, text: str, found: set[int]) -> None:
-        """Add to `found` the ids of the terms that occur in `text` with valid boundaries."""
-        n, tids, edges = len(text), self.tids, self.edges
-        for pid, start, end in self.automaton.find_matches_as_indexes(text, overlapping=True):
-            tid = tids[pid]
-            if tid in found:
-                continue
-            e = edges[pid]
-            if e:  # _bounded(), inlined: this runs for every occurrence of every term
-                if e & _LEFT and start and text[start - 1] in _WORD:
-                    continue
-                if e & _RIGHT and end < n and text[end] in _WORD:
-                    continue
-            found.add(tid)
+        self.edges = tuple(_edges(p) for p in phrases)  # pattern index -> edges that need a word boundary
 
     def spans(self, text: str) -> Iterator[tuple[int, int, int]]:
         """(term id, start, end) of every occurrence with valid boundaries, overlapping ones included."""
@@ -214,49 +197,135 @@ class _Scanner:
                 yield self.tids[pid], start, end
 
 
+def _implementation(patterns: int) -> ahocorasick_rs.Implementation | None:
+    # The DFA searches fastest while its tables stay in the CPU caches; past ~2,000 patterns the library's
+    # default (a contiguous NFA, much smaller) measured faster within the whole match (bench/match.py: DFA
+    # +30% at ~300 patterns, +13% at 1,100, -5% at 2,700).
+    return _DFA if patterns <= _DFA_MAX_PATTERNS else None
+
+
+def _edges(phrase: str) -> int:
+    return (_LEFT if is_word_char(phrase[0]) else 0) | (_RIGHT if is_word_char(phrase[-1]) else 0)
+
+
+_WORD_BYTES = frozenset(_WORD_CHARS.encode())  # the same, as the byte values of their UTF-8 encoding
+_NONE = -1  # in a pattern -> term id table: the pattern is not a term of that field
+
+
+class _IdScanner:
+    """Step 1 for one field: the ids of the terms found in it, over the UTF-8 bytes of the text.
+
+    Bytes, because the search is ~10% faster when the library need not map byte offsets back to characters,
+    and the ids need no offsets. A match in UTF-8 is a match in characters (an encoded phrase starts with a
+    lead byte and ends with a whole character), and the character beside an edge is an ASCII letter or digit
+    exactly when the byte beside it is one (the bytes of other characters are all >= 0x80).
+
+    The ``text`` field (title + " \n " + summary + ... , see prepare()) holds the title as its prefix, so the
+    automaton for ``text`` also carries the ``title`` phrases: a match that ends inside the prefix is also a
+    match in the title, with the same boundaries (the title's end is a boundary, and so is the space after
+    it). One pass over the text then finds the terms of both fields. `prefix` maps pattern -> title term id.
+    """
+
+    __slots__ = ("automaton", "edges", "field", "prefix", "tids")
+
+    def __init__(self, field: str, phrases: list[str], tids: list[int], prefix: list[int]) -> None:
+        self.field = field
+        encoded = [p.encode() for p in phrases]
+        self.automaton = ahocorasick_rs.BytesAhoCorasick(encoded, implementation=_implementation(len(phrases)))
+        self.tids = tuple(tids)  # pattern index -> term id in `field`, or _NONE
+        self.prefix = tuple(prefix)  # pattern index -> term id in the prefix field (title), or _NONE
+        self.edges = tuple(_edges(p) for p in phrases)
+
+    def scan(self, data: bytes, found: set[int], tids: tuple[int, ...], prefix_len: int) -> None:
+        """Add to `found` the ids (from `tids`, and from self.prefix for matches ending by `prefix_len`) of the
+        terms that occur in `data` with valid boundaries."""
+        n, edges, prefix, word = len(data), self.edges, self.prefix, _WORD_BYTES
+        for pid, start, end in self.automaton.find_matches_as_indexes(data, overlapping=True):
+            e = edges[pid]
+            if e:  # _bounded(), inlined and on bytes: this runs for every occurrence of every term
+                if e & _LEFT and start and data[start - 1] in word:
+                    continue
+                if e & _RIGHT and end < n and data[end] in word:
+                    continue
+            tid = tids[pid]
+            if tid != _NONE:
+                found.add(tid)
+            if end <= prefix_len:
+                tid = prefix[pid]
+                if tid != _NONE:
+                    found.add(tid)
+
+
+def _id_scanners(by_field: Mapping[str, list[int]], keys: Sequence[tuple[str, str]]) -> tuple[_IdScanner, ...]:
+    """One _IdScanner per field, but none for ``title``: its phrases go into the one for ``text``."""
+    fields = [f for f in by_field if f != "title"]
+    if "title" in by_field and "text" not in by_field:
+        fields.append("text")
+    out: list[_IdScanner] = []
+    for field in fields:
+        tids = list(by_field.get(field, ()))
+        phrases = [keys[t][1] for t in tids]
+        prefix = [_NONE] * len(tids)
+        if field == "text":
+            index = {p: i for i, p in enumerate(phrases)}
+            for tid in by_field.get("title", ()):
+                phrase = keys[tid][1]
+                i = index.get(phrase)
+                if i is None:  # a phrase used in the title only
+                    i = index[phrase] = len(phrases)
+                    phrases.append(phrase)
+                    tids.append(_NONE)
+                    prefix.append(_NONE)
+                prefix[i] = tid
+        out.append(_IdScanner(field, phrases, tids, prefix))
+    return tuple(out)
+
+
 # --- the selection ---------------------------------------------------------------------------------------
 
 
 class _Selector:
     """Step 2: the rules whose required groups all have a found term, less those a found term excludes.
 
-    Rule i's j-th group sets bit i in the slot-j mask of each of its terms (a rule with fewer groups has bit i
-    preset in the later slots); its exclusions set bit i in the exclusion mask. Per entry: OR the masks of the
-    found terms slot by slot, AND the slots, clear the excluded bits. Python's big ints do the work in C.
+    One big int per term, in slots of `width` bits: rule i's j-th group sets bit i of slot j in the int of each
+    of its terms (a rule with fewer groups has bit i preset in the later slots: `pad`), and its exclusions set
+    bit i of the last slot. Per entry: OR the ints of the found terms (one C-level reduce, no Python loop per
+    term or slot), then AND the slots, less the exclusion slot. Python's big ints do the work in C.
     """
 
     def __init__(self, terms: int, required: Sequence[Sequence[Group]], excluded: Sequence[frozenset[int]]) -> None:
         self.slots = max((len(groups) for groups in required), default=0)  # slot `slots`: the exclusions
-        masks: list[dict[int, int]] = [{} for _ in range(terms)]  # per term id: slot -> rule bits
-        self.pad = [0] * (self.slots + 1)
+        self.width = width = len(required)
+        masks = [0] * terms
+        pad = 0
         for i, groups in enumerate(required):
-            bit = 1 << i
             for slot in range(self.slots):
+                bit = 1 << (slot * width + i)
                 if slot < len(groups):
                     for tid in groups[slot]:
-                        masks[tid][slot] = masks[tid].get(slot, 0) | bit
+                        masks[tid] |= bit
                 else:
-                    self.pad[slot] |= bit
+                    pad |= bit
             for tid in excluded[i]:
-                masks[tid][self.slots] = masks[tid].get(self.slots, 0) | bit
-        self.masks = [tuple(m.items()) for m in masks]
-        self.all = (1 << len(required)) - 1
+                masks[tid] |= 1 << (self.slots * width + i)
+        self.masks, self.pad = masks, pad
+        self.all = (1 << width) - 1
 
-    def select(self, found: set[int]) -> list[int]:
+    def select(self, found: Iterable[int]) -> list[int]:
         """Indexes of the selected rules, in rule order."""
-        acc = self.pad.copy()
-        masks = self.masks
-        for tid in found:
-            for slot, bits in masks[tid]:
-                acc[slot] |= bits
-        selected = self.all & ~acc[self.slots]
-        for slot in range(self.slots):
-            selected &= acc[slot]
+        acc = reduce(or_, map(self.masks.__getitem__, found), self.pad)
+        width = self.width
+        slots = self.slots
+        selected = (acc if slots else self.all) & ~(acc >> (slots * width))  # slot 0, less the excluded
+        for slot in range(1, slots):
+            selected &= acc >> (slot * width)
+        selected &= self.all  # the higher slots, shifted along
         out: list[int] = []
-        while selected:
-            low = selected & -selected
-            out.append(low.bit_length() - 1)
-            selected ^= low
+        while selected:  # highest bit first: bit_length and one shift, cheaper than isolating the lowest bit
+            i = selected.bit_length() - 1
+            out.append(i)
+            selected ^= 1 << i
+        out.reverse()
         return out
 
 
@@ -287,15 +356,15 @@ class RuleSet:
         by_field: dict[str, list[int]] = {}
         for tid, (field, _) in enumerate(ids.keys):
             by_field.setdefault(field, []).append(tid)
-        self._scanners = tuple(
-            _Scanner(field, tids, [ids.keys[t][1] for t in tids]) for field, tids in by_field.items()
-        )
+        self._by_field = by_field
+        self._id_scanners = _id_scanners(by_field, ids.keys)
         excluded = [e.excluded if e is not None else frozenset() for e in self._exact]
         self._selector = _Selector(len(ids.keys), required, excluded)
         # The hit of an exact rule depends only on the rule and the terms found: built once, then reused (a
         # frozen dataclass of seven fields costs more to build than deciding the rule). Bounded; dropped with the
         # RuleSet on reload.
-        self._hit_cache: dict[tuple[int, frozenset[int]], Hit] = {}
+        self._hit_memos: list[dict[frozenset[int], Hit]] = [{} for _ in self._active]  # per rule: terms -> hit
+        self._memoised = 0  # hits in all the memos
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -305,13 +374,29 @@ class RuleSet:
 
     # --- the three steps -----------------------------------------------------------------------------------
 
+    @cached_property
+    def _scanners(self) -> tuple[_Scanner, ...]:
+        """Per field, an automaton that reports offsets in characters: built on the first full evaluation."""
+        keys = self._keys
+        return tuple(_Scanner(field, tids, [keys[t][1] for t in tids]) for field, tids in self._by_field.items())
+
     def _scan(self, fields: Mapping[str, str]) -> set[int]:
         """Step 1: ids of the terms that occur in their field, with valid boundaries."""
         found: set[int] = set()
-        for scanner in self._scanners:
-            text = fields.get(scanner.field)
-            if text:
-                scanner.scan(text, found)
+        for scanner in self._id_scanners:
+            if scanner.field != "text":
+                text = fields.get(scanner.field)
+                if text:
+                    scanner.scan(text.encode(), found, scanner.tids, -1)
+                continue
+            data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
+            if data.startswith(title) and (len(data) == len(title) or data[len(title)] not in _WORD_BYTES):
+                scanner.scan(data, found, scanner.tids, len(title))  # the title's terms too: see _IdScanner
+                continue
+            if data:  # fields not built by prepare(): the title on its own
+                scanner.scan(data, found, scanner.tids, -1)
+            if title:
+                scanner.scan(title, found, scanner.prefix, -1)
         return found
 
     def prepare(self, fields: Mapping[str, str]) -> Doc:
@@ -330,18 +415,19 @@ class RuleSet:
 
     def match_fields(self, fields: Mapping[str, str], only: Iterable[str] | None = None) -> list[Hit]:
         found = self._scan(fields)
-        wanted = set(only) if only is not None else None
+        selected = self._selector.select(found)
+        if only is not None:
+            wanted = set(only)
+            selected = [i for i in selected if self._active[i].name in wanted]
         doc: Doc | None = None
         hits: list[Hit] = []
-        exacts, cache = self._exact, self._hit_cache
-        for i in self._selector.select(found):
-            if wanted is not None and self._active[i].name not in wanted:
-                continue
+        exacts, memos = self._exact, self._hit_memos
+        for i in selected:
             exact = exacts[i]
             if exact is not None:  # selected means matched; the hit depends only on which of its terms are found
-                key = (i, exact.terms & found)
-                hit = cache.get(key)
-                hits.append(hit if hit is not None else self._exact_hit(key, exact))
+                terms = exact.terms & found
+                hit = memos[i].get(terms)
+                hits.append(hit if hit is not None else self._exact_hit(i, terms, exact))
                 continue
             rule = self._active[i]
             if doc is None:
@@ -351,17 +437,16 @@ class RuleSet:
                 hits.append(_hit(rule, tuple(ev.terms), dict(ev.details)))
         return hits
 
-    def _exact_hit(self, key: tuple[int, frozenset[int]], exact: _Exact) -> Hit:
-        """The hit of exact rule key[0], its terms key[1] found: the terms as written, in the order evaluation
-        would list them, each once."""
-        i, found = key
-        matched: list[str] = []
-        for tid, source in exact.evidence:
-            if tid in found and source not in matched:
-                matched.append(source)
-        if len(self._hit_cache) >= _HIT_CACHE_SIZE:
-            self._hit_cache.clear()
-        hit = self._hit_cache[key] = _hit(self._active[i], tuple(matched), _NO_DETAILS)
+    def _exact_hit(self, i: int, found: frozenset[int], exact: _Exact) -> Hit:
+        """The hit of exact rule i, its terms `found` found: the terms as written, in the order evaluation would
+        list them, each once. Memoised."""
+        matched = tuple(dict.fromkeys([source for tid, source in exact.evidence if tid in found]))
+        if self._memoised >= _HIT_CACHE_SIZE:
+            for memo in self._hit_memos:
+                memo.clear()
+            self._memoised = 0
+        hit = self._hit_memos[i][found] = _hit(self._active[i], matched, _NO_DETAILS)
+        self._memoised += 1
         return hit
 
     def match(self, entry: Entry, feed: Feedinfo | None = None) -> list[Hit]:
