@@ -336,10 +336,10 @@ def cross_check(feeds: FeedsConfig, rules: RulesConfig) -> list[ConfigIssue]:
     return issues
 
 
-def check_all(
-    feeds_path: str | os.PathLike[str], rules_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
-) -> list[ConfigIssue]:
-    """Every issue of both files (for `watcher check`)."""
+def _load_both(
+    feeds_path: str | os.PathLike[str], rules_path: str | os.PathLike[str], environ: Mapping[str, str] | None
+) -> tuple[FeedsConfig | None, RulesConfig | None, list[ConfigIssue]]:
+    """Both files and every issue of both (one file's errors never hide the other's)."""
     issues: list[ConfigIssue] = []
     feeds = rules = None
     try:
@@ -352,7 +352,14 @@ def check_all(
         issues.extend(e.issues)
     if feeds is not None and rules is not None:
         issues.extend(cross_check(feeds, rules))
-    return issues
+    return feeds, rules, issues
+
+
+def check_all(
+    feeds_path: str | os.PathLike[str], rules_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> list[ConfigIssue]:
+    """Every issue of both files (for `watcher check`)."""
+    return _load_both(feeds_path, rules_path, environ)[2]
 
 
 @dataclass(frozen=True)
@@ -367,18 +374,7 @@ class Config:
 def load_config(
     feeds_path: str | os.PathLike[str], rules_path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
 ) -> Config:
-    issues: list[ConfigIssue] = []
-    feeds = rules = None
-    try:
-        feeds = load_feeds(feeds_path)
-    except ConfigError as e:
-        issues.extend(e.issues)
-    try:
-        rules = load_rules(rules_path, environ)
-    except ConfigError as e:
-        issues.extend(e.issues)
-    if feeds is not None and rules is not None:
-        issues.extend(cross_check(feeds, rules))
+    feeds, rules, issues = _load_both(feeds_path, rules_path, environ)
     if issues or feeds is None or rules is None:
         raise ConfigError(issues)
     return Config(feeds=feeds, rules=rules)

@@ -317,8 +317,22 @@ def _describe_all(children: tuple[Condition, ...], limit: int = 6) -> str:
     return ", ".join(parts)
 
 
+class _Branches:
+    """What a node with children (any / all / none) has in common: its literal terms are theirs."""
+
+    children: tuple[Condition, ...]
+
+    def terms(self) -> Iterator[Term]:
+        for c in self.children:
+            yield from c.terms()
+
+    def masks(self) -> Iterator[Term]:
+        for c in self.children:
+            yield from c.masks()
+
+
 @dataclass(frozen=True)
-class AnyOf:
+class AnyOf(_Branches):
     """True when at least one child holds; collects every child that holds (for the alert's evidence)."""
 
     children: tuple[Condition, ...]
@@ -343,14 +357,6 @@ class AnyOf:
             why = "no branch held: " + " | ".join(reasons)
         return Trace(bool(held), self.describe(), self.line, why, traces, kind="any")
 
-    def terms(self) -> Iterator[Term]:
-        for c in self.children:
-            yield from c.terms()
-
-    def masks(self) -> Iterator[Term]:
-        for c in self.children:
-            yield from c.masks()
-
     def requires_literal(self) -> bool:
         return all(c.requires_literal() for c in self.children)
 
@@ -359,7 +365,7 @@ class AnyOf:
 
 
 @dataclass(frozen=True)
-class AllOf:
+class AllOf(_Branches):
     """True when every child holds; stops at the first that does not."""
 
     children: tuple[Condition, ...]
@@ -379,14 +385,6 @@ class AllOf:
         why = f"{len(failed)} of {len(traces)} failed" if failed else "all held"
         return Trace(not failed, self.describe(), self.line, why, traces, kind="all")
 
-    def terms(self) -> Iterator[Term]:
-        for c in self.children:
-            yield from c.terms()
-
-    def masks(self) -> Iterator[Term]:
-        for c in self.children:
-            yield from c.masks()
-
     def requires_literal(self) -> bool:
         return any(c.requires_literal() for c in self.children)
 
@@ -395,7 +393,7 @@ class AllOf:
 
 
 @dataclass(frozen=True)
-class NoneOf:
+class NoneOf(_Branches):
     """True when no child holds (an exclusion list)."""
 
     children: tuple[Condition, ...]
@@ -410,14 +408,6 @@ class NoneOf:
         held = [t.what for t in traces if t.ok]
         why = "excluded by " + ", ".join(held) if held else "none found"
         return Trace(not held, self.describe(), self.line, why, traces, kind="none")
-
-    def terms(self) -> Iterator[Term]:
-        for c in self.children:
-            yield from c.terms()
-
-    def masks(self) -> Iterator[Term]:
-        for c in self.children:
-            yield from c.masks()
 
     def requires_literal(self) -> bool:
         return False
