@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from watcher.store import metadata
+from watcher.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # `alembic` run by hand: not supported, use `watcher db upgrade`
