@@ -187,3 +187,28 @@ def test_title_terms_are_found_whatever_the_fields_hold(title: str, text: str) -
     )
     fields = {"title": title, "text": text}
     assert fast(rs, fields) == reference(rs, fields)
+
+
+def test_hit_maker_builds_the_hit_the_constructor_builds() -> None:
+    """The matcher builds hits with Hit.maker, which fills __dict__ directly: it must stay equivalent to Hit(...)
+    (no __slots__, no __post_init__ to skip) and the result must stay frozen."""
+    import dataclasses
+
+    from watcher.models import Hit
+
+    assert "__slots__" not in vars(Hit) and not hasattr(Hit, "__post_init__")
+    make = Hit.maker("r", "v1", ("azure-supply",), "urgent", ("slack",), 3600.0)
+    hit = make(("Azure", "1GW"), {"power": [1e9]})
+    assert hit == Hit(
+        rule="r",
+        rule_version="v1",
+        tags=("azure-supply",),
+        severity="urgent",
+        notify=("slack",),
+        matched=("Azure", "1GW"),
+        details={"power": [1e9]},
+        cooldown=3600.0,
+    )
+    assert {f.name for f in dataclasses.fields(Hit)} == set(vars(hit))  # every field, nothing more
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hit.rule = "other"  # type: ignore[misc]

@@ -7,7 +7,7 @@ All are frozen dataclasses: a stage takes records and returns new ones, it never
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -130,6 +130,37 @@ class Hit:
     matched: tuple[str, ...]  # the terms / values that made it match, as found in the text
     details: Mapping[str, Any] = field(default_factory=dict)  # extra facts (amounts, spans) kept with the hit
     cooldown: float | None = None  # seconds: no second alert for the same rule and story within it (not stored)
+
+    @classmethod
+    def maker(
+        cls,
+        rule: str,
+        rule_version: str,
+        tags: tuple[str, ...],
+        severity: str,
+        notify: tuple[str, ...],
+        cooldown: float | None,
+    ) -> Callable[[tuple[str, ...], Mapping[str, Any]], Hit]:
+        """A function ``(matched, details) -> Hit`` for one rule: the same Hit as ``Hit(...)`` with these fields,
+        about three times cheaper to call (the matcher builds many). It fills the instance's ``__dict__`` in one
+        step instead of going through the frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field):
+        valid while Hit has no ``__slots__`` and no ``__post_init__``, which tests/test_matcher.py checks."""
+        constant = {
+            "rule": rule,
+            "rule_version": rule_version,
+            "tags": tags,
+            "severity": severity,
+            "notify": notify,
+            "cooldown": cooldown,
+        }
+        new = object.__new__
+
+        def make(matched: tuple[str, ...], details: Mapping[str, Any]) -> Hit:
+            hit = new(cls)
+            hit.__dict__.update(constant, matched=matched, details=details)
+            return hit
+
+        return make
 
 
 # --- poll outcome ------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, reduce
+from itertools import chain
 from operator import or_
 from types import MappingProxyType
 
@@ -110,6 +111,28 @@ class _Exact:
     @classmethod
     def of(cls, groups: tuple[Group, ...], excluded: frozenset[int], evidence: tuple[tuple[int, str], ...]) -> _Exact:
         return cls(groups, excluded, evidence, frozenset(t for t, _ in evidence))
+
+
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """What an exact rule's hit records, given the terms found: the terms as written, in the order evaluation
+    would list them, each once (see _exact). A term id may stand at several places, written differently."""
+
+    places: Mapping[int, tuple[int, ...]]  # term id -> its places in the evidence
+    sources: tuple[str, ...]  # place -> the term as written
+
+    @classmethod
+    def of(cls, exact: _Exact) -> _Evidence:
+        places: dict[int, tuple[int, ...]] = {}
+        for place, (tid, _) in enumerate(exact.evidence):
+            places[tid] = (*places.get(tid, ()), place)
+        return cls(places, tuple(source for _, source in exact.evidence))
+
+    def matched(self, found: Iterable[int]) -> tuple[str, ...]:
+        """`found`: term ids of the rule only."""
+        sources = self.sources
+        places = sorted(chain.from_iterable(map(self.places.__getitem__, found)))
+        return tuple(dict.fromkeys([sources[place] for place in places]))
 
 
 def _exact(node: Condition, ids: _TermIds) -> _Exact | None:
@@ -208,8 +231,10 @@ def _edges(phrase: str) -> int:
     return (_LEFT if is_word_char(phrase[0]) else 0) | (_RIGHT if is_word_char(phrase[-1]) else 0)
 
 
-_WORD_BYTES = frozenset(_WORD_CHARS.encode())  # the same, as the byte values of their UTF-8 encoding
+_IS_WORD_BYTE = tuple(b in _WORD_CHARS.encode() for b in range(256))  # byte value -> is an ASCII letter or digit
+_WORD_BYTES = frozenset(b for b in range(256) if _IS_WORD_BYTE[b])
 _NONE = -1  # in a pattern -> term id table: the pattern is not a term of that field
+_PAD = b" "  # around the data scanned: a non-word byte on each side of every match, no edge of the text to test
 
 
 class _IdScanner:
@@ -218,7 +243,9 @@ class _IdScanner:
     Bytes, because the search is ~10% faster when the library need not map byte offsets back to characters,
     and the ids need no offsets. A match in UTF-8 is a match in characters (an encoded phrase starts with a
     lead byte and ends with a whole character), and the character beside an edge is an ASCII letter or digit
-    exactly when the byte beside it is one (the bytes of other characters are all >= 0x80).
+    exactly when the byte beside it is one (the bytes of other characters are all >= 0x80). The bytes are
+    scanned between two spaces: no phrase starts or ends with white space (normalize() strips it), so no
+    match takes in a pad, and every match has a byte on each side to test, a space where the text ends.
 
     The ``text`` field (title + " \n " + summary + ... , see prepare()) holds the title as its prefix, so the
     automaton for ``text`` also carries the ``title`` phrases: a match that ends inside the prefix is also a
@@ -226,34 +253,34 @@ class _IdScanner:
     it). One pass over the text then finds the terms of both fields. `prefix` maps pattern -> title term id.
     """
 
-    __slots__ = ("automaton", "edges", "field", "prefix", "tids")
+    __slots__ = ("automaton", "field", "left", "prefix", "right", "tids")
 
     def __init__(self, field: str, phrases: list[str], tids: list[int], prefix: list[int]) -> None:
+        if any(p != p.strip() or not p for p in phrases):
+            raise ValueError("phrases must be normalised: not empty, no white space at either end")
         self.field = field
         encoded = [p.encode() for p in phrases]
         self.automaton = ahocorasick_rs.BytesAhoCorasick(encoded, implementation=_implementation(len(phrases)))
         self.tids = tuple(tids)  # pattern index -> term id in `field`, or _NONE
         self.prefix = tuple(prefix)  # pattern index -> term id in the prefix field (title), or _NONE
-        self.edges = tuple(_edges(p) for p in phrases)
+        edges = [_edges(p) for p in phrases]
+        self.left = tuple(bool(e & _LEFT) for e in edges)  # pattern index -> needs a boundary before it
+        self.right = tuple(bool(e & _RIGHT) for e in edges)  # ... after it
 
-    def scan(self, data: bytes, found: set[int], tids: tuple[int, ...], prefix_len: int) -> None:
-        """Add to `found` the ids (from `tids`, and from self.prefix for matches ending by `prefix_len`) of the
-        terms that occur in `data` with valid boundaries."""
-        n, edges, prefix, word = len(data), self.edges, self.prefix, _WORD_BYTES
+    def scan(self, text: bytes, found: set[int], tids: tuple[int, ...], prefix_len: int = 0) -> None:
+        """Add to `found` the ids (from `tids`, and from self.prefix for matches within the first `prefix_len`
+        bytes) of the terms that occur in `text` with valid boundaries."""
+        data = b"".join((_PAD, text, _PAD))
+        left, right, word, prefix, add = self.left, self.right, _IS_WORD_BYTE, self.prefix, found.add
+        end_of_prefix = prefix_len + len(_PAD)
+        # _bounded(), inlined, on bytes and table lookups: this runs for every occurrence of every term
         for pid, start, end in self.automaton.find_matches_as_indexes(data, overlapping=True):
-            e = edges[pid]
-            if e:  # _bounded(), inlined and on bytes: this runs for every occurrence of every term
-                if e & _LEFT and start and data[start - 1] in word:
-                    continue
-                if e & _RIGHT and end < n and data[end] in word:
-                    continue
-            tid = tids[pid]
-            if tid != _NONE:
-                found.add(tid)
-            if end <= prefix_len:
-                tid = prefix[pid]
-                if tid != _NONE:
-                    found.add(tid)
+            if (left[pid] and word[data[start - 1]]) or (right[pid] and word[data[end]]):
+                continue
+            add(tids[pid])
+            if end <= end_of_prefix:
+                add(prefix[pid])
+        found.discard(_NONE)
 
 
 def _id_scanners(by_field: Mapping[str, list[int]], keys: Sequence[tuple[str, str]]) -> tuple[_IdScanner, ...]:
@@ -287,39 +314,43 @@ def _id_scanners(by_field: Mapping[str, list[int]], keys: Sequence[tuple[str, st
 class _Selector:
     """Step 2: the rules whose required groups all have a found term, less those a found term excludes.
 
-    One big int per term, in slots of `width` bits: rule i's j-th group sets bit i of slot j in the int of each
-    of its terms (a rule with fewer groups has bit i preset in the later slots: `pad`), and its exclusions set
-    bit i of the last slot. Per entry: OR the ints of the found terms (one C-level reduce, no Python loop per
-    term or slot), then AND the slots, less the exclusion slot. Python's big ints do the work in C.
+    One big int per term, in slots of `width` bits: a rule's exclusions set its bit i in the lowest slot, and its
+    j-th group sets bit i of slot j + 1 in the int of each of its terms (a rule with fewer groups has bit i preset
+    in the higher slots: `pad`). Per entry: OR the ints of the found terms (one C-level reduce, no Python loop per
+    term or slot), then AND the group slots, shifted down (the top slot first: below `width` bits, it clears
+    what the other shifts bring down from above), less the exclusion slot. Python's big ints do the work in C.
     """
 
     def __init__(self, terms: int, required: Sequence[Sequence[Group]], excluded: Sequence[frozenset[int]]) -> None:
-        self.slots = max((len(groups) for groups in required), default=0)  # slot `slots`: the exclusions
+        slots = max((len(groups) for groups in required), default=0)
         self.width = width = len(required)
         masks = [0] * terms
         pad = 0
         for i, groups in enumerate(required):
-            for slot in range(self.slots):
-                bit = 1 << (slot * width + i)
+            for slot in range(slots):
+                bit = 1 << ((slot + 1) * width + i)
                 if slot < len(groups):
                     for tid in groups[slot]:
                         masks[tid] |= bit
                 else:
                     pad |= bit
             for tid in excluded[i]:
-                masks[tid] |= 1 << (self.slots * width + i)
+                masks[tid] |= 1 << i
         self.masks, self.pad = masks, pad
+        self.shifts = tuple(slot * width for slot in range(slots, 0, -1))  # the group slots, top first
         self.all = (1 << width) - 1
 
     def select(self, found: Iterable[int]) -> list[int]:
         """Indexes of the selected rules, in rule order."""
         acc = reduce(or_, map(self.masks.__getitem__, found), self.pad)
-        width = self.width
-        slots = self.slots
-        selected = (acc if slots else self.all) & ~(acc >> (slots * width))  # slot 0, less the excluded
-        for slot in range(1, slots):
-            selected &= acc >> (slot * width)
-        selected &= self.all  # the higher slots, shifted along
+        shifts = self.shifts
+        if shifts:
+            selected = acc >> shifts[0]
+            for shift in shifts[1:]:
+                selected &= acc >> shift
+        else:  # no rule needs a term (regex only): each is evaluated unless excluded
+            selected = self.all
+        selected &= ~acc  # less the excluded
         out: list[int] = []
         while selected:  # highest bit first: bit_length and one shift, cheaper than isolating the lowest bit
             i = selected.bit_length() - 1
@@ -360,11 +391,14 @@ class RuleSet:
         self._id_scanners = _id_scanners(by_field, ids.keys)
         excluded = [e.excluded if e is not None else frozenset() for e in self._exact]
         self._selector = _Selector(len(ids.keys), required, excluded)
-        # The hit of an exact rule depends only on the rule and the terms found: built once, then reused (a
-        # frozen dataclass of seven fields costs more to build than deciding the rule). Bounded; dropped with the
-        # RuleSet on reload.
+        # Per exact rule, its terms; None for a rule evaluated in full.
+        self._terms: list[frozenset[int] | None] = [e.terms if e is not None else None for e in self._exact]
+        # The hit of an exact rule depends only on the rule and the terms found: built once, then reused. Bounded;
+        # dropped with the RuleSet on reload.
         self._hit_memos: list[dict[frozenset[int], Hit]] = [{} for _ in self._active]  # per rule: terms -> hit
         self._memoised = 0  # hits in all the memos
+        self._makers = [Hit.maker(r.name, r.version, r.tags, r.severity, r.notify, r.cooldown) for r in self._active]
+        self._evidence = [_Evidence.of(e) if e is not None else None for e in self._exact]
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -387,16 +421,16 @@ class RuleSet:
             if scanner.field != "text":
                 text = fields.get(scanner.field)
                 if text:
-                    scanner.scan(text.encode(), found, scanner.tids, -1)
+                    scanner.scan(text.encode(), found, scanner.tids)
                 continue
             data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
             if data.startswith(title) and (len(data) == len(title) or data[len(title)] not in _WORD_BYTES):
                 scanner.scan(data, found, scanner.tids, len(title))  # the title's terms too: see _IdScanner
                 continue
             if data:  # fields not built by prepare(): the title on its own
-                scanner.scan(data, found, scanner.tids, -1)
+                scanner.scan(data, found, scanner.tids)
             if title:
-                scanner.scan(title, found, scanner.prefix, -1)
+                scanner.scan(title, found, scanner.prefix)
         return found
 
     def prepare(self, fields: Mapping[str, str]) -> Doc:
@@ -421,31 +455,31 @@ class RuleSet:
             selected = [i for i in selected if self._active[i].name in wanted]
         doc: Doc | None = None
         hits: list[Hit] = []
-        exacts, memos = self._exact, self._hit_memos
+        append, rule_terms, memos = hits.append, self._terms, self._hit_memos
         for i in selected:
-            exact = exacts[i]
-            if exact is not None:  # selected means matched; the hit depends only on which of its terms are found
-                terms = exact.terms & found
+            terms = rule_terms[i]
+            if terms is not None:  # an exact rule: selected means matched, and its hit depends only on the terms
+                terms = terms & found
                 hit = memos[i].get(terms)
-                hits.append(hit if hit is not None else self._exact_hit(i, terms, exact))
+                append(hit if hit is not None else self._exact_hit(i, terms))
                 continue
             rule = self._active[i]
             if doc is None:
                 doc = self.prepare(fields)
             ev = Evidence()
             if rule.root.evaluate(doc, ev):
-                hits.append(_hit(rule, tuple(ev.terms), dict(ev.details)))
+                append(self._makers[i](tuple(ev.terms), dict(ev.details)))
         return hits
 
-    def _exact_hit(self, i: int, found: frozenset[int], exact: _Exact) -> Hit:
-        """The hit of exact rule i, its terms `found` found: the terms as written, in the order evaluation would
-        list them, each once. Memoised."""
-        matched = tuple(dict.fromkeys([source for tid, source in exact.evidence if tid in found]))
+    def _exact_hit(self, i: int, found: frozenset[int]) -> Hit:
+        """The hit of exact rule i, its terms `found` found. Memoised."""
         if self._memoised >= _HIT_CACHE_SIZE:
             for memo in self._hit_memos:
                 memo.clear()
             self._memoised = 0
-        hit = self._hit_memos[i][found] = _hit(self._active[i], matched, _NO_DETAILS)
+        evidence = self._evidence[i]
+        assert evidence is not None  # i is an exact rule
+        hit = self._hit_memos[i][found] = self._makers[i](evidence.matched(found), _NO_DETAILS)
         self._memoised += 1
         return hit
 
@@ -456,16 +490,3 @@ class RuleSet:
     def match_text(self, text: str) -> list[Hit]:
         """Match a bare text, as if it were an entry's title (examples, ``rules explain --text``)."""
         return self.match(Entry(key="text", title=text, link=""))
-
-
-def _hit(rule: Rule, matched: tuple[str, ...], details: Mapping[str, object]) -> Hit:
-    return Hit(
-        rule=rule.name,
-        rule_version=rule.version,
-        tags=rule.tags,
-        severity=rule.severity,
-        notify=rule.notify,
-        matched=matched,
-        details=details,
-        cooldown=rule.cooldown,
-    )
