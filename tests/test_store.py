@@ -5,13 +5,15 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from watcher.errors import StoreError
 from watcher.models import Entry, Hit
 from watcher.notify.alertdb import AlertDB
-from watcher.store import PollWrite, Store
+from watcher.store import PollWrite, Store, feeds
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -171,3 +173,58 @@ def test_file_is_a_real_sqlite_database(tmp_path: Path) -> None:
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
     con.close()
     assert {"feeds", "entries", "hits", "alerts", "meta"} <= tables
+
+
+def test_entry_statistics_follow_the_polls(store: Store) -> None:
+    """first_entry_at: the first poll's backlog; last_entry_at: the newest; new_entries: those after the backlog
+    (the health checks and `watcher feeds` read these instead of aggregating every entry)."""
+    write(store, [entry("a"), entry("b"), entry("c")], {}, now=NOW)
+    write(store, [], {}, now=NOW + timedelta(hours=1))  # nothing new: nothing changes
+    write(store, [entry("a"), entry("d"), entry("e")], {}, now=NOW + timedelta(hours=2))  # "a" is known
+    (h,) = store.feed_health()
+    assert (h.first_entry_at, h.last_entry_at, h.new_entries) == (NOW, NOW + timedelta(hours=2), 2)
+    (row,) = store.feeds_overview()
+    assert row["mean_entry_interval"] == 3600.0  # two new entries in the two hours after the backlog
+
+
+def _states_after_304s(path: Path, json_update: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    from watcher.policy import Decision
+    from watcher.store import NotModifiedWrite
+
+    monkeypatch.setattr(Store, "_json_update", json_update)
+    s = Store.open(str(path))
+    try:
+        states = s.sync_feeds([(f"f{i}", f"https://e/{i}") for i in range(5)], NOW)
+        ids = [states[f"f{i}"].feed_id for i in range(5)]
+        s.record_failure(ids[0], NOW, 500, "HTTP 500")  # failing before: the 304 resets it
+        later = NOW + timedelta(minutes=15)
+        s.record_not_modified_many(
+            [
+                NotModifiedWrite(ids[0], later, 304),  # no decision: politeness columns untouched
+                NotModifiedWrite(ids[1], later, 304, Decision(later + timedelta(hours=1), "max-age", 0, None, 0)),
+                NotModifiedWrite(ids[2], later, 304, Decision(later, "interval", 0, "https://e/new2", 2)),
+                NotModifiedWrite(
+                    ids[3], later, 304, Decision(later, "interval", 0, None, 0, move_to="https://e/moved3")
+                ),
+                NotModifiedWrite(ids[4], later, 304, Decision(None, "gone", 0, None, 0, gone=True)),
+            ]
+        )
+        with s.begin() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(feeds).order_by(feeds.c.id)).all()]
+    finally:
+        s.close()
+
+
+def test_304_states_written_in_one_statement_match_the_row_by_row_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The single-statement write (UPDATE ... FROM json_each) must store exactly what the per-row update stores."""
+    one = _states_after_304s(tmp_path / "json.db", True, monkeypatch)
+    each = _states_after_304s(tmp_path / "rows.db", False, monkeypatch)
+    assert one == each
+    by_name = {r[1]: r for r in one}
+    assert by_name["f0"][feeds.c.keys().index("consecutive_failures")] == 0
+    assert by_name["f0"][feeds.c.keys().index("last_status")] == "not-modified"
+    assert by_name["f1"][feeds.c.keys().index("next_poll_reason")] == "max-age"
+    assert by_name["f3"][feeds.c.keys().index("moved_to")] == "https://e/moved3"
+    assert by_name["f4"][feeds.c.keys().index("gone_at")] == NOW + timedelta(minutes=15)

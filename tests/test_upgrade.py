@@ -26,6 +26,7 @@ def fill_first_schema(path: Path) -> dict[str, int]:
     migrations.upgrade(f"sqlite:///{path}", "0001")
     con = sqlite3.connect(path)
     ts = (NOW - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S.000000")
+    later = (NOW - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.000000")  # first seen by a later poll
     with con:
         for f in range(3):
             con.execute(
@@ -38,7 +39,15 @@ def fill_first_schema(path: Path) -> dict[str, int]:
                 con.execute(
                     "insert into entries (id, feed_id, key, title, link, summary, content, author, categories, "
                     "published, first_seen) values (?, ?, ?, ?, ?, '', '', '', '[]', ?, ?)",
-                    (eid, f + 1, f"id:{eid}", f"Nvidia $10 billion deal {eid}", f"https://n/{eid}", ts, ts),
+                    (
+                        eid,
+                        f + 1,
+                        f"id:{eid}",
+                        f"Nvidia $10 billion deal {eid}",
+                        f"https://n/{eid}",
+                        ts,
+                        later if e >= 30 else ts,
+                    ),
                 )
                 if e % 4 == 0:
                     con.execute(
@@ -94,6 +103,11 @@ def test_first_schema_upgrades_without_losing_a_row(tmp_path: Path, feed_server:
         assert after == before
         assert sorted(con.execute("select id, feed_id, key, title from entries").fetchall()) == snapshot
         assert con.execute("select count(*) from alerts where state='sent'").fetchone()[0] == 15
+        # 0005: each feed's entry statistics, computed from its entries (30 first seen together, 10 later)
+        ts = (NOW - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S.000000")
+        later = (NOW - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.000000")
+        stats = con.execute("select first_entry_at, last_entry_at, new_entries from feeds order by id").fetchall()
+        assert stats == [(ts, later, 10)] * 3
     finally:
         con.close()
 

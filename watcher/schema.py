@@ -62,6 +62,11 @@ feeds = sa.Table(
     # feed health (health.py): the condition last alerted, so one alert goes out per change, across restarts
     sa.Column("health_alert", sa.String(20)),  # failing / silent / disabled; NULL: ok
     sa.Column("health_alert_at", UTCDateTime),
+    # entry statistics, kept up to date by each poll that stores entries (health checks read them for every feed:
+    # aggregating the entries table instead cost a scan of every entry ever stored, per check)
+    sa.Column("first_entry_at", UTCDateTime),  # first_seen of the first entries stored (the first poll's backlog)
+    sa.Column("last_entry_at", UTCDateTime),  # first_seen of the newest entry
+    sa.Column("new_entries", sa.Integer, nullable=False, server_default="0"),  # entries stored after the first ones
 )
 
 entries = sa.Table(
