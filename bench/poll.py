@@ -13,7 +13,8 @@ What it does, in one run:
    no network, storage or matching, just before and just after the first poll (the mean is used: load from
    other work on the machine drifts, and the bracket keeps the ratio about the code);
 3. runs `watcher poll`'s own code in-process (``watcher.cli.poll._poll``: sync feeds, fetch, parse, match, one
-   SQLite transaction per feed, deliver) on a fresh SQLite file: (a) first poll, all new; (b) second poll, all
+   SQLite transaction per feed with new entries and one per group of 304s, deliver, health check) on a fresh
+   SQLite file: (a) first poll, all new; (b) second poll, all
    304; (c) after each feed gains 5 items (the feed keeps its newest 50); (d) an all-304 poll with
    ``--latency`` ms added by the server to every response. In-process so the figures are the poll's, not the
    interpreter's start-up (about 0.5 s to import and 1-2 s to load a 2,000-feed feeds.yaml, printed apart);

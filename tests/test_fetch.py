@@ -237,3 +237,36 @@ def test_freshness_headers() -> None:
     assert freshness({"expires": "0"}, now) is None  # invalid means already expired
     assert freshness({"expires": expires, "cache-control": "max-age=60"}, now) == Freshness(60, "max-age")
     assert freshness({}, now) is None
+
+
+def _live_connections(server: FeedServer) -> int:
+    with server._lock:  # the server's own record of the connections it still serves
+        return len(server._connections)
+
+
+def test_each_host_keeps_its_connections_and_an_idle_host_is_closed(feed_server: FeedServer) -> None:
+    """One small client per host: a host's connections are reused poll after poll, and once a host has been
+    idle for `idle_close` its connections are closed (a daemon polling every 15 minutes keeps no socket open in
+    between), while a busy host keeps its own."""
+    with FeedServer() as other:
+        a, b = feed_server.add("/a", FEED), other.add("/b", FEED)
+
+        async def go() -> None:
+            async with HttpFetcher(user_agent=UA, per_host=2, idle_close=0.5) as f:
+                for _ in range(3):
+                    assert isinstance(await f.fetch(Request(a)), Fetched)
+                    assert isinstance(await f.fetch(Request(b)), Fetched)
+                assert _live_connections(feed_server) == 1 and _live_connections(other) == 1  # reused
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:  # b stays busy, a idles
+                    assert isinstance(await f.fetch(Request(b)), Fetched)
+                    await asyncio.sleep(0.1)
+                for _ in range(50):  # the server notices the close when its handler reads EOF
+                    if _live_connections(feed_server) == 0:
+                        break
+                    await asyncio.sleep(0.05)
+                assert _live_connections(feed_server) == 0
+                assert _live_connections(other) == 1
+                assert isinstance(await f.fetch(Request(a)), Fetched)  # a new client for a, on demand
+
+        asyncio.run(go())

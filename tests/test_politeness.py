@@ -337,3 +337,36 @@ def test_force_polls_a_held_or_disabled_feed_and_a_success_re_enables(tmp_path: 
             assert r.status == "ok" and h.state("gone").gone_at is None
 
     asyncio.run(go())
+
+
+def test_304s_of_many_feeds_share_a_write_and_each_poll_returns_with_its_state_stored(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Group commit: the 304s that arrive together are stored by one transaction, not one each, and a poll
+    still returns only once its own row is committed."""
+    from sqlalchemy import event
+
+    urls = [feed_server.add(f"/g{i}.xml", make_rss([{"guid": f"g{i}", "title": f"item {i}"}])) for i in range(20)]
+    feeds = [feed(f"g{i}", u) for i, u in enumerate(urls)]
+    clock = Clock(datetime(2026, 11, 20, tzinfo=UTC))
+
+    async def go() -> None:
+        async with harness(tmp_path / "w.db", clock) as h:
+            assert {r.status for r in await h.pipeline.poll_many(feeds)} == {"ok"}
+            commits = 0
+
+            def count(_conn: object) -> None:
+                nonlocal commits
+                commits += 1
+
+            event.listen(h.store.engine, "commit", count)
+            clock.advance(minutes=5)
+            reports = await h.pipeline.poll_many(feeds)
+            event.remove(h.store.engine, "commit", count)
+            assert [r.status for r in reports] == ["not-modified"] * len(feeds)
+            for f in feeds:  # read at once: every row is there when poll_many returns
+                s = h.state(f.name)
+                assert s.last_poll_at == clock() and s.last_success_at == clock()
+            assert commits <= 3, commits  # not one per feed
+
+    asyncio.run(go())

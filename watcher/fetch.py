@@ -212,13 +212,11 @@ class HttpFetcher:
     counts them pairwise to find idle ones), so a shared pool of 16 hosts x 2 connections cost ~0.8 ms of CPU
     per request, most of an all-304 poll (bench/poll.py profile). Each host's pool holds what the per-host limit
     lets it use. All clients share one SSL context (building one costs milliseconds). A client idle for
-    IDLE_CLOSE seconds is closed, so a daemon polling hundreds of hosts every 15 minutes keeps no sockets open
-    in between.
+    `idle_close` seconds (default 60) is closed, so a daemon polling hundreds of hosts every 15 minutes keeps
+    no sockets open in between.
 
     Create it inside the running event loop; ``await aclose()`` when done (or use ``async with``).
     """
-
-    IDLE_CLOSE = 60.0  # seconds without a request after which a host's client (and its connections) is closed
 
     def __init__(
         self,
@@ -227,7 +225,9 @@ class HttpFetcher:
         concurrency: int = 8,
         per_host: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        idle_close: float = 60.0,
     ) -> None:
+        self.idle_close = idle_close  # seconds without a request after which a host's client is closed
         self._headers = {
             "User-Agent": user_agent,
             "Accept-Encoding": ACCEPT_ENCODING,
@@ -240,7 +240,7 @@ class HttpFetcher:
         self._per_host_limit = per_host
         self._hosts: dict[str, _Host] = {}
         self._shared: httpx.AsyncClient | None = None
-        self._next_sweep = time.monotonic() + self.IDLE_CLOSE
+        self._next_sweep = time.monotonic() + idle_close
         self._urls: dict[str, tuple[httpx.URL, str]] = {}
         self._timeouts: dict[float, httpx.Timeout] = {}
 
@@ -284,10 +284,10 @@ class HttpFetcher:
             self._shared = None
 
     async def _sweep(self, now: float) -> None:
-        """Close the clients of hosts with no request in flight and none for IDLE_CLOSE seconds."""
-        self._next_sweep = now + self.IDLE_CLOSE
+        """Close the clients of hosts with no request in flight and none for `idle_close` seconds."""
+        self._next_sweep = now + self.idle_close
         for key, host in list(self._hosts.items()):
-            if host.busy == 0 and now - host.last_used > self.IDLE_CLOSE:
+            if host.busy == 0 and now - host.last_used > self.idle_close:
                 del self._hosts[key]
                 if host.client is not None and host.client is not self._shared:
                     await host.client.aclose()

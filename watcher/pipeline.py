@@ -67,6 +67,9 @@ class Pipeline:
         self.rng = rng or random.Random()  # backoff jitter; tests inject a seeded one
         # SQLite has one writer: funnel every store call through one thread instead of contending for the lock
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-db")
+        # Parsing is pure Python and holds the GIL: more threads cannot parse faster, they only fight over it
+        # (and with this loop and the database thread). One parse thread, as one database thread.
+        self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watcher-parse")
 
         # Group commit of 304s (see _record_not_modified): the batch being filled, and its write
         self.not_modified_wait = NOT_MODIFIED_WAIT
@@ -76,6 +79,7 @@ class Pipeline:
 
     def close(self) -> None:
         self._db.shutdown(wait=True)
+        self._parser.shutdown(wait=True)
 
     async def _record_not_modified(self, write: NotModifiedWrite) -> None:
         """Store a 304's feed state together with the other 304s of the next NOT_MODIFIED_WAIT seconds (group
@@ -247,7 +251,9 @@ class Pipeline:
                 next_poll_reason=decision.next_poll_reason,
             )
         try:
-            parsed = await asyncio.to_thread(parse, result.body, result.headers, url=result.url, now=now)
+            parsed = await asyncio.get_running_loop().run_in_executor(
+                self._parser, partial(parse, result.body, result.headers, url=result.url, now=now)
+            )
         except ParseError as e:
             outcome = Outcome(ok=False, http_status=result.status or None)
             return await self._failed(feed, state, outcome, str(e), started)

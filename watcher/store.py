@@ -414,9 +414,12 @@ class Store:
             )
             alert_ins = self._insert(conn, alerts).on_conflict_do_nothing(index_elements=["hit_id", "destination"])
             for key, entry_id in inserted.items():
+                entry_hits = w.hits.get(key)
+                if not entry_hits:
+                    continue
                 entry = by_key[key]
                 story = story_key(entry.title, entry.link)
-                for hit in w.hits.get(key, ()):
+                for hit in entry_hits:
                     hit_id = conn.execute(
                         hit_ins,
                         dict(

@@ -71,7 +71,7 @@ class Doc:
 
     def __init__(self, fields: Mapping[str, str]) -> None:
         self.fields = fields
-        self.found: dict[tuple[str, str], list[Span]] = {}
+        self.found: Mapping[tuple[str, str], list[Span]] = {}
         self.cache: dict[Any, Any] = {}  # per-entry memo for expensive extractions (amounts...)
 
     def text(self, name: str) -> str:

@@ -35,7 +35,7 @@ from types import MappingProxyType
 import ahocorasick_rs
 
 from ..models import Entry, Hit
-from .conditions import AllOf, AnyOf, Condition, Doc, Evidence, NoneOf, Term
+from .conditions import AllOf, AnyOf, Condition, Doc, Evidence, NoneOf, Span, Term
 from .model import Rule
 from .normalize import is_word_char, normalize
 
@@ -220,6 +220,73 @@ class _Scanner:
                 yield self.tids[pid], start, end
 
 
+class _Spans(Mapping[tuple[str, str], list[Span]]):
+    """``doc.found`` for a rule evaluated in full after the scan: the (field, phrase) keys the scan found, each
+    key's spans worked out on first access (``str.find`` over its field, with the scan's boundary test). A
+    rule reads the spans of a few terms; a second automaton pass over every field for all of them cost more
+    than the rest of the match (bench/poll.py's entries, the shipped rules).
+
+    The keys iterate in the order that pass would have found them (an entity walks them, and its evidence
+    follows): field by field in `fields_order`, then by the end of each phrase's first occurrence, the
+    longer of two phrases ending together first (the automaton reports a match before its suffixes).
+    tests/test_matcher.py checks every hit against RuleSet.prepare's full pass.
+    """
+
+    __slots__ = ("_fields", "_keys", "_order", "_ordered", "_spans")
+
+    def __init__(self, fields: Mapping[str, str], keys: set[tuple[str, str]], order: Mapping[str, int]) -> None:
+        self._fields, self._keys, self._order = fields, keys, order
+        self._spans: dict[tuple[str, str], list[Span]] = {}
+        self._ordered: list[tuple[str, str]] | None = None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        if self._ordered is None:
+            order = self._order
+            fields = self._fields
+            self._ordered = sorted(
+                self._keys, key=lambda k: (order.get(k[0], 0), _first_end(fields.get(k[0], ""), k[1]), -len(k[1]))
+            )
+        return iter(self._ordered)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, key: tuple[str, str]) -> list[Span]:
+        spans = self._spans.get(key)
+        if spans is None:
+            if key not in self._keys:
+                raise KeyError(key)
+            field, phrase = key
+            spans = self._spans[key] = _occurrences(self._fields.get(field, ""), phrase)
+        return spans
+
+
+def _first_end(text: str, phrase: str) -> int:
+    """Where the first occurrence of `phrase` in `text` with valid boundaries ends (-1: none)."""
+    edges, start = _edges(phrase), text.find(phrase)
+    while start != -1:
+        end = start + len(phrase)
+        if _bounded(text, start, end, edges):
+            return end
+        start = text.find(phrase, start + 1)
+    return -1
+
+
+def _occurrences(text: str, phrase: str) -> list[Span]:
+    """Every occurrence of `phrase` in `text` with valid boundaries, overlapping ones included (as the
+    automaton reports them)."""
+    edges, out, start = _edges(phrase), [], text.find(phrase)
+    while start != -1:
+        end = start + len(phrase)
+        if _bounded(text, start, end, edges):
+            out.append((start, end))
+        start = text.find(phrase, start + 1)
+    return out
+
+
 def _implementation(patterns: int) -> ahocorasick_rs.Implementation | None:
     # The DFA searches fastest while its tables stay in the CPU caches; past ~2,000 patterns the library's
     # default (a contiguous NFA, much smaller) measured faster within the whole match (bench/match.py: DFA
@@ -388,6 +455,7 @@ class RuleSet:
         for tid, (field, _) in enumerate(ids.keys):
             by_field.setdefault(field, []).append(tid)
         self._by_field = by_field
+        self._field_order = {field: i for i, field in enumerate(by_field)}  # the order prepare() scans them in
         self._id_scanners = _id_scanners(by_field, ids.keys)
         excluded = [e.excluded if e is not None else frozenset() for e in self._exact]
         self._selector = _Selector(len(ids.keys), required, excluded)
@@ -436,12 +504,17 @@ class RuleSet:
     def prepare(self, fields: Mapping[str, str]) -> Doc:
         """A Doc for full evaluation: every term occurrence with valid boundaries, as spans, per field."""
         doc = Doc(fields)
+        doc.found = self._all_spans(fields)
+        return doc
+
+    def _all_spans(self, fields: Mapping[str, str]) -> dict[tuple[str, str], list[Span]]:
+        found: dict[tuple[str, str], list[Span]] = {}
         for scanner in self._scanners:
             text = fields.get(scanner.field)
             if text:
                 for tid, start, end in scanner.spans(text):
-                    doc.found.setdefault(self._keys[tid], []).append((start, end))
-        return doc
+                    found.setdefault(self._keys[tid], []).append((start, end))
+        return found
 
     def candidates(self, doc: Doc) -> list[int]:
         """Indexes of the rules the prefilter lets through for `doc`: those then decided or evaluated."""
@@ -465,7 +538,8 @@ class RuleSet:
                 continue
             rule = self._active[i]
             if doc is None:
-                doc = self.prepare(fields)
+                doc = Doc(fields)
+                doc.found = _Spans(fields, {self._keys[t] for t in found}, self._field_order)
             ev = Evidence()
             if rule.root.evaluate(doc, ev):
                 append(self._makers[i](tuple(ev.terms), dict(ev.details)))
