@@ -14,10 +14,10 @@ from ..errors import ConfigError
 from ..fetch import HttpFetcher
 from ..health import HealthMonitor, health_settings, ops_destinations
 from ..models import PollReport
-from ..pipeline import Pipeline
+from ..pipeline import BACKLOG, Pipeline
 from ..policy import BACKOFF, GONE, RETRY_AFTER
 from ..store import Store
-from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, env, load, make_deliverer, open_store
+from .common import EXIT_CONFIG, EXIT_PROBLEMS, Subparsers, env, load, make_deliverer, open_store, tune_for_polling
 
 DELIVERY_LOCK_WAIT = 30.0  # seconds `watcher poll` waits for another process's delivery to finish
 
@@ -90,12 +90,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def _poll(config: Config, store: Store, *, force: bool = False) -> int:
+    tune_for_polling()
     now = datetime.now(UTC)
     feeds = config.feeds.enabled
     await asyncio.to_thread(store.sync_feeds, [(f.name, f.url) for f in config.feeds.feeds], now)
     d = config.feeds.defaults
     async with HttpFetcher(user_agent=d.user_agent, concurrency=d.concurrency, per_host=d.per_host) as fetcher:
-        pipeline = Pipeline(store, fetcher, lambda: config.rules.rules)
+        pipeline = Pipeline(store, fetcher, lambda: config.rules.rules, backlog=backlog(d.concurrency))
         try:
             reports = await pipeline.poll_many(feeds, force=force)
         finally:
@@ -121,6 +122,11 @@ async def _poll(config: Config, store: Store, *, force: bool = False) -> int:
     for r in skipped:
         print(f"  held back: {r.feed}: {held_text(r)}", file=sys.stderr)
     return 0
+
+
+def backlog(concurrency: int) -> int:
+    """The pipeline's backlog for a fetch concurrency: room for every fetch, and as many bodies again."""
+    return max(BACKLOG, 2 * concurrency)
 
 
 def held_text(r: PollReport) -> str:
@@ -153,6 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = open_store(args)
 
     async def main() -> None:
+        tune_for_polling()
         d = config.feeds.defaults
         obs = Observability(store, args.http) if args.http else None  # --http: metrics, /healthz, /metrics
         async with HttpFetcher(user_agent=d.user_agent, concurrency=d.concurrency, per_host=d.per_host) as fetcher:
@@ -163,6 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 obs.fetcher(fetcher) if obs else fetcher,
                 lambda: daemon.config.rules.rules if daemon else config.rules.rules,
                 on_report=obs.on_report if obs else None,
+                backlog=backlog(d.concurrency),
             )
             deliverer = make_deliverer(config, store)
             health = HealthMonitor(store, ops_destinations(config), health_settings(config))

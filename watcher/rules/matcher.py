@@ -409,7 +409,8 @@ class _Selector:
 
     def select(self, found: Iterable[int]) -> list[int]:
         """Indexes of the selected rules, in rule order."""
-        acc = reduce(or_, map(self.masks.__getitem__, found), self.pad)
+        # the pad last: it reaches the top slot, and every OR costs the length of the longer int
+        acc = reduce(or_, map(self.masks.__getitem__, found), 0) | self.pad
         shifts = self.shifts
         if shifts:
             selected = acc >> shifts[0]
@@ -457,6 +458,8 @@ class RuleSet:
         self._by_field = by_field
         self._field_order = {field: i for i, field in enumerate(by_field)}  # the order prepare() scans them in
         self._id_scanners = _id_scanners(by_field, ids.keys)
+        self._text_scanner = next((sc for sc in self._id_scanners if sc.field == "text"), None)
+        self._field_scanners = tuple(sc for sc in self._id_scanners if sc.field != "text")
         excluded = [e.excluded if e is not None else frozenset() for e in self._exact]
         self._selector = _Selector(len(ids.keys), required, excluded)
         # Per exact rule, its terms; None for a rule evaluated in full.
@@ -485,20 +488,21 @@ class RuleSet:
     def _scan(self, fields: Mapping[str, str]) -> set[int]:
         """Step 1: ids of the terms that occur in their field, with valid boundaries."""
         found: set[int] = set()
-        for scanner in self._id_scanners:
-            if scanner.field != "text":
-                text = fields.get(scanner.field)
-                if text:
-                    scanner.scan(text.encode(), found, scanner.tids)
-                continue
-            data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
-            if data.startswith(title) and (len(data) == len(title) or data[len(title)] not in _WORD_BYTES):
-                scanner.scan(data, found, scanner.tids, len(title))  # the title's terms too: see _IdScanner
-                continue
-            if data:  # fields not built by prepare(): the title on its own
-                scanner.scan(data, found, scanner.tids)
-            if title:
-                scanner.scan(title, found, scanner.prefix)
+        for scanner in self._field_scanners:
+            text = fields.get(scanner.field)
+            if text:
+                scanner.scan(text.encode(), found, scanner.tids)
+        ts = self._text_scanner
+        if ts is None:
+            return found
+        data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
+        if data.startswith(title) and (len(data) == len(title) or data[len(title)] not in _WORD_BYTES):
+            ts.scan(data, found, ts.tids, len(title))  # the title's terms too: see _IdScanner
+            return found
+        if data:  # fields not built by prepare(): the title on its own
+            ts.scan(data, found, ts.tids)
+        if title:
+            ts.scan(title, found, ts.prefix)
         return found
 
     def prepare(self, fields: Mapping[str, str]) -> Doc:
