@@ -370,3 +370,34 @@ def test_304s_of_many_feeds_share_a_write_and_each_poll_returns_with_its_state_s
             assert commits <= 3, commits  # not one per feed
 
     asyncio.run(go())
+
+
+def test_a_304_whose_poll_is_cancelled_is_still_stored_when_the_pipeline_closes(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """A shutdown that cancels polls waiting for the grouped 304 write must not drop their rows: close()
+    writes what is still waiting."""
+    url = feed_server.add("/c.xml", make_rss([{"guid": "c1", "title": "one"}]))
+    f = feed("c", url)
+    clock = Clock(datetime(2026, 11, 20, tzinfo=UTC))
+
+    async def go() -> None:
+        async with harness(tmp_path / "w.db", clock) as h:
+            assert (await h.poll(f)).status == "ok"
+            first = clock()
+            h.pipeline.not_modified_wait = 30.0  # the write would come long after the shutdown
+            clock.advance(minutes=5)
+            task = asyncio.ensure_future(h.poll(f))
+            for _ in range(200):  # until the 304 has joined a group and waits for its write
+                if h.pipeline._nm_rows:
+                    break
+                await asyncio.sleep(0.01)
+            assert h.pipeline._nm_rows, "the poll never reached the grouped write"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert h.state("c").last_poll_at == first  # not written yet
+            h.pipeline.close()  # what the daemon does after a drain that cancelled polls
+            assert h.state("c").last_poll_at == clock() == first + timedelta(minutes=5)
+
+    asyncio.run(go())

@@ -78,13 +78,17 @@ class Pipeline:
 
         # Group commit of 304s (see _record_not_modified): the batch being filled, and its write
         self.not_modified_wait = NOT_MODIFIED_WAIT
+        self._closed = False
         self._nm_lock = threading.Lock()
         self._nm_rows: list[NotModifiedWrite] | None = None
         self._nm_written: asyncio.Future[None] | None = None
 
     def close(self) -> None:
+        self._closed = True
         self._db.shutdown(wait=True)
         self._parser.shutdown(wait=True)
+        # A group of 304s still waiting for its write (their polls were cancelled by a shutdown): write it here.
+        self._write_not_modified()
 
     async def _record_not_modified(self, write: NotModifiedWrite) -> None:
         """Store a 304's feed state together with the other 304s of the next NOT_MODIFIED_WAIT seconds (group
@@ -104,7 +108,8 @@ class Pipeline:
 
     async def _write_not_modified_soon(self) -> None:
         await asyncio.sleep(self.not_modified_wait)
-        await self._store(self._write_not_modified)
+        if not self._closed:  # else close() has written the batch
+            await self._store(self._write_not_modified)
 
     def _write_not_modified(self) -> None:
         """In the database thread: take the open batch (later 304s open the next one) and write it."""
