@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import brotli
@@ -246,27 +246,19 @@ class HttpFetcher:
 
     def _client(self) -> httpx.AsyncClient:
         if self._transport is not None:
-            return self._shared_client()
+            if self._shared is None:
+                self._shared = self._new_client(transport=self._transport)
+            return self._shared
         # A redirect to another host goes through this client too: one connection more than the host's limit,
         # so following it never waits for one of the host's own connections to close.
         limit = max(self._per_host_limit, 1)
-        return httpx.AsyncClient(
-            headers=self._headers,
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
+        return self._new_client(
             limits=httpx.Limits(max_connections=limit + 1, max_keepalive_connections=limit),
             verify=self._ssl if self._ssl is not None else True,
         )
 
-    def _shared_client(self) -> httpx.AsyncClient:
-        if self._shared is None:
-            self._shared = httpx.AsyncClient(
-                headers=self._headers,
-                follow_redirects=True,
-                max_redirects=MAX_REDIRECTS,
-                transport=self._transport,
-            )
-        return self._shared
+    def _new_client(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(headers=self._headers, follow_redirects=True, max_redirects=MAX_REDIRECTS, **options)
 
     async def __aenter__(self) -> HttpFetcher:
         return self

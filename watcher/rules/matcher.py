@@ -264,27 +264,25 @@ class _Spans(Mapping[tuple[str, str], list[Span]]):
         return spans
 
 
-def _first_end(text: str, phrase: str) -> int:
-    """Where the first occurrence of `phrase` in `text` with valid boundaries ends (-1: none)."""
+def _bounded_starts(text: str, phrase: str) -> Iterator[int]:
+    """Where `phrase` occurs in `text` with valid boundaries, overlapping occurrences included (as the
+    automaton reports them)."""
     edges, start = _edges(phrase), text.find(phrase)
     while start != -1:
-        end = start + len(phrase)
-        if _bounded(text, start, end, edges):
-            return end
+        if _bounded(text, start, start + len(phrase), edges):
+            yield start
         start = text.find(phrase, start + 1)
-    return -1
+
+
+def _first_end(text: str, phrase: str) -> int:
+    """Where the first occurrence of `phrase` in `text` with valid boundaries ends (-1: none)."""
+    start = next(_bounded_starts(text, phrase), -1)
+    return -1 if start == -1 else start + len(phrase)
 
 
 def _occurrences(text: str, phrase: str) -> list[Span]:
-    """Every occurrence of `phrase` in `text` with valid boundaries, overlapping ones included (as the
-    automaton reports them)."""
-    edges, out, start = _edges(phrase), [], text.find(phrase)
-    while start != -1:
-        end = start + len(phrase)
-        if _bounded(text, start, end, edges):
-            out.append((start, end))
-        start = text.find(phrase, start + 1)
-    return out
+    """Every occurrence of `phrase` in `text` with valid boundaries, as spans."""
+    return [(start, start + len(phrase)) for start in _bounded_starts(text, phrase)]
 
 
 def _implementation(patterns: int) -> ahocorasick_rs.Implementation | None:
@@ -299,7 +297,6 @@ def _edges(phrase: str) -> int:
 
 
 _IS_WORD_BYTE = tuple(b in _WORD_CHARS.encode() for b in range(256))  # byte value -> is an ASCII letter or digit
-_WORD_BYTES = frozenset(b for b in range(256) if _IS_WORD_BYTE[b])
 _NONE = -1  # in a pattern -> term id table: the pattern is not a term of that field
 _PAD = b" "  # around the data scanned: a non-word byte on each side of every match, no edge of the text to test
 
@@ -457,9 +454,9 @@ class RuleSet:
             by_field.setdefault(field, []).append(tid)
         self._by_field = by_field
         self._field_order = {field: i for i, field in enumerate(by_field)}  # the order prepare() scans them in
-        self._id_scanners = _id_scanners(by_field, ids.keys)
-        self._text_scanner = next((sc for sc in self._id_scanners if sc.field == "text"), None)
-        self._field_scanners = tuple(sc for sc in self._id_scanners if sc.field != "text")
+        scanners = _id_scanners(by_field, ids.keys)
+        self._text_scanner = next((sc for sc in scanners if sc.field == "text"), None)
+        self._field_scanners = tuple(sc for sc in scanners if sc.field != "text")
         excluded = [e.excluded if e is not None else frozenset() for e in self._exact]
         self._selector = _Selector(len(ids.keys), required, excluded)
         # Per exact rule, its terms; None for a rule evaluated in full.
@@ -496,7 +493,7 @@ class RuleSet:
         if ts is None:
             return found
         data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
-        if data.startswith(title) and (len(data) == len(title) or data[len(title)] not in _WORD_BYTES):
+        if data.startswith(title) and (len(data) == len(title) or not _IS_WORD_BYTE[data[len(title)]]):
             ts.scan(data, found, ts.tids, len(title))  # the title's terms too: see _IdScanner
             return found
         if data:  # fields not built by prepare(): the title on its own
