@@ -20,11 +20,19 @@ whose cost follows what the entry contains, not the number of rules:
 
 The shortcut in step 3 mirrors what Term, AnyOf, AllOf and NoneOf do; it is used only for nodes of exactly those
 types, and tests/test_matcher.py checks it against the full evaluation. bench/match.py measures the whole.
+
+Steps 1 (after the automaton) and 2 also exist in C, in the optional extension _select.c, which takes the
+automaton's matches and returns the term ids found, the selected rules and their memo keys: per occurrence and
+per (term, group), a few machine instructions instead of a few Python ones. The C steps count, for each rule a
+found term belongs to, the groups with a found term, rather than OR big ints. RuleSet uses them when the
+extension is built (``NATIVE``), else the Python steps here, which stay the reference: tests/test_matcher.py runs
+both on the same rules and entries.
 """
 
 from __future__ import annotations
 
 import string
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, reduce
@@ -38,6 +46,12 @@ from ..models import Entry, Hit
 from .conditions import AllOf, AnyOf, Condition, Doc, Evidence, NoneOf, Span, Term
 from .model import Rule
 from .normalize import is_word_char, normalize
+
+try:
+    from . import _select as _native  # steps 1 and 2 in C: optional, see setup.py
+except ImportError:  # built without a C compiler: the same steps run in Python
+    _native = None  # type: ignore[assignment]
+NATIVE = _native is not None  # RuleSet runs steps 1 and 2 in C by default
 
 
 @dataclass(frozen=True)
@@ -425,8 +439,73 @@ class _Selector:
         return out
 
 
+_MAX_GROUPS = 64  # as in _select.c
+
+
+def _int32s(values: Iterable[int]) -> bytes:
+    return array("i", values).tobytes()
+
+
+class _NativeSteps:
+    """Steps 1 (the boundary checks, after the automaton) and 2 in C (_select.c), on tables built here from the
+    ones the Python steps use, with the same results (tests/test_matcher.py runs both).
+
+    Scanner k of the C index is the k-th of `scanners`: each (scanner, term table) pair of RuleSet._tables. A
+    rule's groups are bits of a 64-bit mask there: an exact rule with more groups (hardly written by hand) is
+    selected on its first 64 and evaluated in full.
+    """
+
+    def __init__(
+        self,
+        terms: int,
+        required: Sequence[Sequence[Group]],
+        excluded: Sequence[frozenset[int]],
+        exact: Sequence[frozenset[int] | None],
+        scanners: Sequence[tuple[_IdScanner, tuple[int, ...]]],
+    ) -> None:
+        assert _native is not None
+        groups_of: list[list[int]] = [[] for _ in range(terms)]  # term -> its groups, as rule << 6 | slot
+        excludes: list[list[int]] = [[] for _ in range(terms)]  # term -> the rules it excludes
+        for rule, groups in enumerate(required):
+            for slot, group in enumerate(groups[:_MAX_GROUPS]):
+                for tid in group:
+                    groups_of[tid].append(rule << 6 | slot)
+            for tid in excluded[rule]:
+                excludes[tid].append(rule)
+        decided = [t is not None and len(groups) <= _MAX_GROUPS for t, groups in zip(exact, required, strict=True)]
+        exact_terms = [sorted(t) if t is not None and ok else [] for t, ok in zip(exact, decided, strict=True)]
+        tables = []
+        for scanner, tids in scanners:
+            prefix = scanner.prefix if tids is scanner.tids else (_NONE,) * len(tids)
+            tables.append((bytes(scanner.left), bytes(scanner.right), _int32s(tids), _int32s(prefix)))
+        self.index = _native.Index(
+            nterms=terms,
+            word=bytes(_IS_WORD_BYTE),
+            memberships=_int32s(_offsets(groups_of)),
+            members=_int32s(chain.from_iterable(groups_of)),
+            exclusion_offsets=_int32s(_offsets(excludes)),
+            exclusions=_int32s(chain.from_iterable(excludes)),
+            rule_groups=_int32s(min(len(groups), _MAX_GROUPS) for groups in required),
+            exact=bytes(decided),
+            exact_offsets=_int32s(_offsets(exact_terms)),
+            exact_terms=_int32s(chain.from_iterable(exact_terms)),
+            scanners=tables,
+        )
+
+
+def _offsets(lists: Sequence[Sequence[int]]) -> list[int]:
+    """Where each list starts in their concatenation, and where the last one ends."""
+    out = [0]
+    for items in lists:
+        out.append(out[-1] + len(items))
+    return out
+
+
 # --- the rule set -----------------------------------------------------------------------------------------
 
+# The ids of an exact rule's terms found: a set in Python, a tuple in ascending order from the C steps. The hit
+# memo of a RuleSet only ever sees one kind.
+_Key = frozenset[int] | tuple[int, ...]
 _NO_DETAILS: Mapping[str, object] = MappingProxyType({})  # shared by reused hits, so read-only
 _HIT_CACHE_SIZE = 50_000
 
@@ -434,7 +513,8 @@ _HIT_CACHE_SIZE = 50_000
 class RuleSet:
     """The enabled rules, indexed for matching. Immutable once built (but for a memo); build a new one to reload."""
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], *, native: bool | None = None) -> None:
+        """`native`: steps 1 and 2 in C (True), in Python (False), or in C when it is built (None)."""
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._active = [r for r in self.rules if r.enabled]
         ids = _TermIds()
@@ -455,15 +535,27 @@ class RuleSet:
         self._by_field = by_field
         self._field_order = {field: i for i, field in enumerate(by_field)}  # the order prepare() scans them in
         scanners = _id_scanners(by_field, ids.keys)
-        self._text_scanner = next((sc for sc in scanners if sc.field == "text"), None)
-        self._field_scanners = tuple(sc for sc in scanners if sc.field != "text")
+        text_scanner = next((sc for sc in scanners if sc.field == "text"), None)
+        # What _plan() refers to: a scanner and the term table its matches read, by number. The text scanner
+        # comes twice: the second time for a title scanned on its own, its matches read as title terms.
+        self._tables = tuple((sc, sc.tids) for sc in scanners if sc.field != "text")
+        self._fields_end = len(self._tables)  # the tables before it are other fields'
+        self._text_table = self._fields_end if text_scanner is not None else -1
+        if text_scanner is not None:
+            self._tables += ((text_scanner, text_scanner.tids), (text_scanner, text_scanner.prefix))
         excluded = [e.excluded if e is not None else frozenset() for e in self._exact]
-        self._selector = _Selector(len(ids.keys), required, excluded)
+        self._required, self._excluded = required, excluded  # for _selector, built on first need
         # Per exact rule, its terms; None for a rule evaluated in full.
         self._terms: list[frozenset[int] | None] = [e.terms if e is not None else None for e in self._exact]
+        use_native = _native is not None if native is None else native
+        if use_native and _native is None:
+            raise RuntimeError("the matcher's C extension (watcher.rules._select) is not built")
+        self._native = (
+            _NativeSteps(len(ids.keys), required, excluded, self._terms, self._tables).index if use_native else None
+        )
         # The hit of an exact rule depends only on the rule and the terms found: built once, then reused. Bounded;
         # dropped with the RuleSet on reload.
-        self._hit_memos: list[dict[frozenset[int], Hit]] = [{} for _ in self._active]  # per rule: terms -> hit
+        self._hit_memos: list[dict[_Key, Hit]] = [{} for _ in self._active]  # per rule: terms found -> hit
         self._memoised = 0  # hits in all the memos
         self._makers = [Hit.maker(r.name, r.version, r.tags, r.severity, r.notify, r.cooldown) for r in self._active]
         self._evidence = [_Evidence.of(e) if e is not None else None for e in self._exact]
@@ -477,30 +569,61 @@ class RuleSet:
     # --- the three steps -----------------------------------------------------------------------------------
 
     @cached_property
+    def _selector(self) -> _Selector:
+        """Step 2 in Python: where the C steps are not used, and for candidates()."""
+        return _Selector(len(self._keys), self._required, self._excluded)
+
+    @cached_property
     def _scanners(self) -> tuple[_Scanner, ...]:
         """Per field, an automaton that reports offsets in characters: built on the first full evaluation."""
         keys = self._keys
         return tuple(_Scanner(field, tids, [keys[t][1] for t in tids]) for field, tids in self._by_field.items())
 
+    def _plan(self, fields: Mapping[str, str]) -> list[tuple[int, bytes, int]]:
+        """What step 1 scans: (table number in self._tables, UTF-8 text, length of the title prefix in it)."""
+        plan = [
+            (k, text.encode(), 0)
+            for k, (sc, _) in enumerate(self._tables[: self._fields_end])
+            if (text := fields.get(sc.field))
+        ]
+        k = self._text_table
+        if k < 0:
+            return plan
+        data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
+        if data.startswith(title) and (len(data) == len(title) or not _IS_WORD_BYTE[data[len(title)]]):
+            plan.append((k, data, len(title)))  # the title's terms too: see _IdScanner
+            return plan
+        if data:  # fields not built by prepare(): the title on its own
+            plan.append((k, data, 0))
+        if title:
+            plan.append((k + 1, title, 0))
+        return plan
+
     def _scan(self, fields: Mapping[str, str]) -> set[int]:
         """Step 1: ids of the terms that occur in their field, with valid boundaries."""
         found: set[int] = set()
-        for scanner in self._field_scanners:
-            text = fields.get(scanner.field)
-            if text:
-                scanner.scan(text.encode(), found, scanner.tids)
-        ts = self._text_scanner
-        if ts is None:
-            return found
-        data, title = fields.get("text", "").encode(), fields.get("title", "").encode()
-        if data.startswith(title) and (len(data) == len(title) or not _IS_WORD_BYTE[data[len(title)]]):
-            ts.scan(data, found, ts.tids, len(title))  # the title's terms too: see _IdScanner
-            return found
-        if data:  # fields not built by prepare(): the title on its own
-            ts.scan(data, found, ts.tids)
-        if title:
-            ts.scan(title, found, ts.prefix)
+        tables = self._tables
+        for k, text, prefix_len in self._plan(fields):
+            scanner, tids = tables[k]
+            scanner.scan(text, found, tids, prefix_len)
         return found
+
+    def _select(self, fields: Mapping[str, str]) -> tuple[Iterable[int], Sequence[int], Sequence[_Key | None]]:
+        """Steps 1 and 2: the ids of the terms found, the selected rules, and for each of those that is an exact
+        rule the ids of its terms found (its memo key), None for the others."""
+        native = self._native
+        if native is None:
+            found = self._scan(fields)
+            selected = self._selector.select(found)
+            terms = self._terms
+            return found, selected, [t & found if (t := terms[i]) is not None else None for i in selected]
+        # no pads: the C code takes the edges of the text as boundaries
+        tables = self._tables
+        scans = [
+            (k, tables[k][0].automaton.find_matches_as_indexes(text, overlapping=True), text, prefix_len)
+            for k, text, prefix_len in self._plan(fields)
+        ]
+        return native.select(scans)
 
     def prepare(self, fields: Mapping[str, str]) -> Doc:
         """A Doc for full evaluation: every term occurrence with valid boundaries, as spans, per field."""
@@ -522,20 +645,18 @@ class RuleSet:
         return self._selector.select({self._ids[key] for key in doc.found})
 
     def match_fields(self, fields: Mapping[str, str], only: Iterable[str] | None = None) -> list[Hit]:
-        found = self._scan(fields)
-        selected = self._selector.select(found)
+        found, selected, keys = self._select(fields)
         if only is not None:
-            wanted = set(only)
-            selected = [i for i in selected if self._active[i].name in wanted]
+            wanted, active = set(only), self._active
+            kept = [j for j, i in enumerate(selected) if active[i].name in wanted]
+            selected, keys = [selected[j] for j in kept], [keys[j] for j in kept]
         doc: Doc | None = None
         hits: list[Hit] = []
-        append, rule_terms, memos = hits.append, self._terms, self._hit_memos
-        for i in selected:
-            terms = rule_terms[i]
-            if terms is not None:  # an exact rule: selected means matched, and its hit depends only on the terms
-                terms = terms & found
-                hit = memos[i].get(terms)
-                append(hit if hit is not None else self._exact_hit(i, terms))
+        append, memos = hits.append, self._hit_memos
+        for i, key in zip(selected, keys, strict=True):
+            if key is not None:  # an exact rule: selected means matched, and its hit depends only on the terms
+                hit = memos[i].get(key)
+                append(hit if hit is not None else self._exact_hit(i, key))
                 continue
             rule = self._active[i]
             if doc is None:
@@ -546,7 +667,7 @@ class RuleSet:
                 append(self._makers[i](tuple(ev.terms), dict(ev.details)))
         return hits
 
-    def _exact_hit(self, i: int, found: frozenset[int]) -> Hit:
+    def _exact_hit(self, i: int, found: _Key) -> Hit:
         """The hit of exact rule i, its terms `found` found. Memoised."""
         if self._memoised >= _HIT_CACHE_SIZE:
             for memo in self._hit_memos:
