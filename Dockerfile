@@ -2,6 +2,20 @@
 #   docker build -t watcher .
 #   docker run -d -v "$PWD:/config:ro" -v watcher-data:/data -p 127.0.0.1:8080:8080 --env-file watcher.env watcher
 #   (or: docker compose up -d, with docker-compose.yml)
+# Build stage: the wheel, with the matcher's C extension (watcher/rules/_select.c) compiled. The slim image has no
+# C compiler, and without one setup.py leaves the extension out: matching would run ~1.4x slower.
+FROM python:3.11-slim AS build
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY watcher ./watcher
+# Fail the build if the extension is not in the wheel (setup.py would otherwise go on without it).
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+    && python -c "import glob, sys, zipfile; names = zipfile.ZipFile(glob.glob('/wheels/*.whl')[0]).namelist(); sys.exit(not any(n.startswith('watcher/rules/_select.') and not n.endswith(('.c', '.pyi')) for n in names))"
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,9 +29,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WATCHER_HTTP=0.0.0.0:8080
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY watcher ./watcher
-RUN pip install . \
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl \
+    && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin watcher \
     && mkdir -p /config /data \
     && chown watcher:watcher /data
