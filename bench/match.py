@@ -18,13 +18,16 @@ machine counts little):
   normalised beforehand; 3 passes over all entries, each on a freshly built RuleSet (so that its memo of hits
   starts empty and no pass profits from an earlier pass over the same entries), and for each block of 500
   entries the fastest of the 3 counts (the same work each time: the minimum filters out other processes);
+- py: the same with steps 1 and 2 of the match (boundary checks, selection) in Python, ``RuleSet(native=False)``:
+  what runs where watcher was installed without a C compiler (compiled == py when the C extension is not built);
 - naive: for every rule, its any/all/none tree evaluated in Python with one precompiled ``re.search`` per term
   (``(?<![a-z0-9])term(?![a-z0-9])`` for Latin edges, a plain substring for CJK), on the same normalised fields;
   one pass, over only the first n entries at large sizes (the output says n), since it is slow;
 - normalising the entries (``matcher.prepare``: NFKC + casefold + spaces, every field) is timed on its own, the
   same way, and added to the compiled figure for the end-to-end rate (what ``RuleSet.match(entry)`` costs).
 
-The bench fails (AssertionError) unless both matchers find exactly the same rule names for each entry compared.
+The bench fails (AssertionError) unless the compiled matcher, with either implementation of steps 1 and 2, and the
+naive loop find exactly the same rule names for each entry compared.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from typing import Any
 from watcher.models import Entry
 from watcher.rules import Rule, RuleSet
 from watcher.rules.compile import RuleCompiler
-from watcher.rules.matcher import prepare
+from watcher.rules.matcher import NATIVE, prepare
 from watcher.rules.normalize import is_word_char, normalize
 from watcher.yamlsrc import Source
 
@@ -417,9 +420,15 @@ def compiled_match(rules: RuleSet, fields: dict[str, str]) -> list[str]:
 
 
 def check_same_hits(rules: list[dict[str, Any]], docs: list[dict[str, str]]) -> int:
-    """Match `docs` with both matchers; AssertionError at the first difference, else the number of hits."""
-    ruleset, naive = RuleSet(compile_rules(rules)), naive_rules(rules)
-    return _compare([compiled_match(ruleset, f) for f in docs], [naive_match(naive, f) for f in docs], docs)
+    """Match `docs` with the compiled matcher (each implementation of its steps 1 and 2 built here) and the naive
+    loop; AssertionError at the first difference, else the number of hits."""
+    compiled, naive = compile_rules(rules), naive_rules(rules)
+    want = [naive_match(naive, f) for f in docs]
+    hits = [_compare([compiled_match(RuleSet(compiled, native=n), f) for f in docs], want, docs) for n in IMPLS]
+    return hits[0]
+
+
+IMPLS = (True, False) if NATIVE else (False,)  # C steps when built, and the Python steps
 
 
 def _compare(compiled: list[list[str]], naive: list[list[str]], docs: list[dict[str, str]]) -> int:
@@ -483,7 +492,9 @@ def run(entries_n: int, sizes: list[int], seed: int, quick: bool) -> None:
     )
     print()
     print("compiled  RuleSet.match_fields on the normalised fields: scan, select, decide, Hit objects;")
-    print("          all entries, each pass on a freshly built RuleSet")
+    print("          all entries, each pass on a freshly built RuleSet. Steps 1-2 (boundary checks, selection):")
+    print(f"          {'in C (watcher/rules/_select.c)' if NATIVE else 'in Python: the C extension is not built'}")
+    print("py/s      the same with steps 1-2 in Python (RuleSet(native=False)): where no C compiler was at hand")
     print("e2e       the same plus normalisation (matcher.prepare), i.e. what RuleSet.match(entry) costs")
     print("naive     per rule, any/all/none in Python with one precompiled re.search per term, on the same")
     print("          normalised fields; one pass over the first n entries (half English, half Japanese)")
@@ -491,11 +502,12 @@ def run(entries_n: int, sizes: list[int], seed: int, quick: bool) -> None:
     print("cand/e    rules the prefilter selects per entry (then decided, or evaluated in full), over the n entries")
     print("hits/e    rules that match per entry, over the n entries")
     print(
-        "same hits both matchers return the same rule names for each of the n entries (checked, else the bench fails)"
+        "same hits the matchers (compiled, with either steps 1-2, and naive) return the same rule names for each of"
+        " the n entries (checked, else the bench fails)"
     )
     print()
     head = (
-        f"{'rules':>6} {'build':>6} {'compiled/s':>11} {'e2e/s':>9} {'naive/s':>9} {'n':>6} {'ratio':>7}"
+        f"{'rules':>6} {'build':>6} {'compiled/s':>11} {'e2e/s':>9} {'py/s':>9} {'naive/s':>9} {'n':>6} {'ratio':>7}"
         f" {'cand/e':>7} {'hits/e':>7}  same hits"
     )
     print(head)
@@ -508,18 +520,24 @@ def run(entries_n: int, sizes: list[int], seed: int, quick: bool) -> None:
         t_load = time.process_time() - t0
         # a fresh RuleSet per pass: its memo of hits starts empty, no pass profits from an earlier one
         t_compiled = _best_of(3, lambda rules=rules: RuleSet(rules).match_fields, docs)
+        t_python = (
+            _best_of(3, lambda rules=rules: RuleSet(rules, native=False).match_fields, docs) if NATIVE else t_compiled
+        )
 
         subset = docs[: _naive_budget(size, len(docs), quick)]
         naive = naive_rules(rule_dicts)
         naive_hits: list[list[str]] = []
         t_naive = _cpu(lambda nv=naive, sub=subset, out=naive_hits: out.extend(naive_match(nv, f) for f in sub))
         hits = _compare([compiled_match(ruleset, f) for f in subset], naive_hits, subset)
+        if NATIVE:
+            _compare([compiled_match(RuleSet(rules, native=False), f) for f in subset], naive_hits, subset)
 
         cands = sum(len(ruleset.candidates(ruleset.prepare(f))) for f in subset) / len(subset)
         rate_c, rate_n = len(docs) / t_compiled, len(subset) / t_naive
         rate_e2e = len(docs) / (t_compiled + t_norm)
         print(
-            f"{size:>6,} {t_load:>5.2f}s {rate_c:>11,.0f} {rate_e2e:>9,.0f} {rate_n:>9,.0f} {len(subset):>6,}"
+            f"{size:>6,} {t_load:>5.2f}s {rate_c:>11,.0f} {rate_e2e:>9,.0f} {len(docs) / t_python:>9,.0f}"
+            f" {rate_n:>9,.0f} {len(subset):>6,}"
             f" {rate_c / rate_n:>6,.0f}x {cands:>7.1f} {hits / len(subset):>7.2f}  yes"
         )
         sys.stdout.flush()

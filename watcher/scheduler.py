@@ -36,6 +36,7 @@ from .models import PollReport
 from .notify import Deliverer, Renderer
 from .pipeline import Pipeline
 from .policy import HOLDS
+from .rules.matcher import NATIVE
 
 log = logging.getLogger("watcher.daemon")
 
@@ -287,6 +288,11 @@ class Daemon:
             len(self.config.rules.rules),
             "open",
         )
+        if not NATIVE:
+            log.warning(
+                "the matcher's C extension is not built (no C compiler at install?): rules are matched by its"
+                " Python steps, the same results ~1.4x slower; reinstall with a C compiler to build it"
+            )
         try:
             await self._stop.wait()
         finally:
