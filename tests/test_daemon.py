@@ -108,6 +108,42 @@ def test_run_polls_on_schedule_and_stops_on_sigterm(tmp_path: Path, feed_server:
         con.close()
 
 
+NO_C_EXTENSION = """\
+import sys
+
+
+class NoC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "watcher.rules._select":
+            raise ImportError("blocked by the test: as if watcher were installed without a C compiler")
+        return None
+
+
+sys.meta_path.insert(0, NoC())
+"""
+
+
+def test_without_the_c_extension_the_daemon_matches_in_python_and_says_so(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """setup.py builds the matcher's C extension only where a C compiler is: without it, the same hits, and a
+    warning at start (the import is blocked from a sitecustomize module)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_C_EXTENSION)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    url = feed_server.add("/rss.xml", make_rss([{"guid": "1", "title": "Nvidia $10 billion deal", "published": NOW}]))
+    rules = "rules:\n  - name: deal\n    all: [{any: [nvidia, amd]}, {any: [billion]}]\n    none: [gaming]\n"
+    proc = start(tmp_path, FEEDS.format(url=url), rules, env={"PYTHONPATH": path})
+    try:
+        wait_until(lambda: polls(feed_server, "/rss.xml") >= 2, what="two polls")
+    finally:
+        out, err, _ = stop(proc)
+    assert proc.returncode == 0, err
+    assert "C extension is not built" in err and "the same results" in err
+    assert out.count("=== ALERT deal: Nvidia $10 billion deal") == 1
+
+
 def test_sigterm_lets_a_poll_in_flight_finish(tmp_path: Path, feed_server: FeedServer) -> None:
     url = feed_server.add("/slow.xml", make_rss([{"guid": "1", "title": "slow billion", "published": NOW}]), delay=2)
     proc = start(
