@@ -188,6 +188,40 @@ def test_random_rules_give_the_same_hits_both_ways(nodes: list[Any], docs: list[
             assert fast(rs, fields) == reference(rs, fields), native
 
 
+# An entity's evidence lists its terms in the order they occur: terms that overlap, end together ("center",
+# "data center") or sit in the title and the summary at once.
+OVERLAPPING = [
+    "data",
+    "data center",
+    "center",
+    "center stage",
+    "データ",
+    "データセンター",
+    "センター",
+    "meta",
+    "meta data",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(OVERLAPPING), min_size=1, max_size=6, unique=True),
+    st.sampled_from([None, "title", "summary"]),
+    st.lists(st.tuples(texts, texts), min_size=1, max_size=3),
+    st.lists(st.sampled_from(OVERLAPPING + NOISE), max_size=8).map(" ".join),
+)
+def test_entity_evidence_follows_the_order_terms_occur_in(
+    terms: list[str], field: str | None, docs: list[tuple[str, str]], extra: str
+) -> None:
+    ref: dict[str, Any] = {"entity": "e"} if field is None else {"entity": "e", "in": field}
+    rules = [{"name": "ent", "any": [ref]}, {"name": "also", "all": [ref, {"any": ["data", "センター"]}]}]
+    for native in IMPLS:
+        rs = compile_all(rules, entities={"e": {"terms": terms, "exclude": ["metadata"]}}, native=native)
+        for title, summary in [*docs, (extra, extra)]:
+            fields = prepare(Entry(key="k", title=title, link="", summary=summary))
+            assert fast(rs, fields) == reference(rs, fields), native
+
+
 @pytest.mark.parametrize(
     ("title", "text"),
     [

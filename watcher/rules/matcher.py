@@ -243,13 +243,21 @@ class _Spans(Mapping[tuple[str, str], list[Span]]):
     The keys iterate in the order that pass would have found them (an entity walks them, and its evidence
     follows): field by field in `fields_order`, then by the end of each phrase's first occurrence, the
     longer of two phrases ending together first (the automaton reports a match before its suffixes).
-    tests/test_matcher.py checks every hit against RuleSet.prepare's full pass.
+    The C steps find the terms in that order already, field by field as scanned: given `in_scan_order`, only
+    the fields are put in order (a stable sort). tests/test_matcher.py checks every hit against
+    RuleSet.prepare's full pass.
     """
 
-    __slots__ = ("_fields", "_keys", "_order", "_ordered", "_spans")
+    __slots__ = ("_fields", "_in_scan_order", "_keys", "_order", "_ordered", "_spans")
 
-    def __init__(self, fields: Mapping[str, str], keys: set[tuple[str, str]], order: Mapping[str, int]) -> None:
-        self._fields, self._keys, self._order = fields, keys, order
+    def __init__(
+        self,
+        fields: Mapping[str, str],
+        keys: set[tuple[str, str]],
+        order: Mapping[str, int],
+        in_scan_order: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        self._fields, self._keys, self._order, self._in_scan_order = fields, keys, order, in_scan_order
         self._spans: dict[tuple[str, str], list[Span]] = {}
         self._ordered: list[tuple[str, str]] | None = None
 
@@ -258,11 +266,14 @@ class _Spans(Mapping[tuple[str, str], list[Span]]):
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         if self._ordered is None:
-            order = self._order
-            fields = self._fields
-            self._ordered = sorted(
-                self._keys, key=lambda k: (order.get(k[0], 0), _first_end(fields.get(k[0], ""), k[1]), -len(k[1]))
-            )
+            order, fields = self._order, self._fields
+            if self._in_scan_order is not None:
+                self._ordered = sorted(self._in_scan_order, key=lambda k: order.get(k[0], 0))
+            else:
+                self._ordered = sorted(
+                    self._keys,
+                    key=lambda k: (order.get(k[0], 0), _first_end(fields.get(k[0], ""), k[1]), -len(k[1])),
+                )
         return iter(self._ordered)
 
     def __len__(self) -> int:
@@ -661,7 +672,10 @@ class RuleSet:
             rule = self._active[i]
             if doc is None:
                 doc = Doc(fields)
-                doc.found = _Spans(fields, {self._keys[t] for t in found}, self._field_order)
+                keys_found = [self._keys[t] for t in found]  # in the order found, if the C steps found them
+                doc.found = _Spans(
+                    fields, set(keys_found), self._field_order, keys_found if self._native is not None else None
+                )
             ev = Evidence()
             if rule.root.evaluate(doc, ev):
                 append(self._makers[i](tuple(ev.terms), dict(ev.details)))
