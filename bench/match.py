@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--entries", type=int, default=10_000, help="synthetic entries (default 10000)")
     p.add_argument("--sizes", default="10,100,1000,10000", help="rule-set sizes, comma-separated")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--quick", action="store_true", help="2,000 entries and a small naive budget: < 30 s")
+    p.add_argument("--quick", action="store_true", help="2,000 entries and a small naive budget: < 1 min")
     a = p.parse_args(argv)
     entries = min(a.entries, 2_000) if a.quick else a.entries
     run(entries, [int(s) for s in a.sizes.split(",")], a.seed, a.quick)
