@@ -46,7 +46,8 @@ from typing import Any
 from watcher.models import Entry
 from watcher.rules import Rule, RuleSet
 from watcher.rules.compile import RuleCompiler
-from watcher.rules.matcher import NATIVE, prepare
+from watcher.rules.matcher import prepare
+from watcher.rules.native import NATIVE
 from watcher.rules.normalize import is_word_char, normalize
 from watcher.yamlsrc import Source
 

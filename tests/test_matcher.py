@@ -22,7 +22,8 @@ from watcher.models import Entry
 from watcher.rules import RuleSet
 from watcher.rules.compile import RuleCompiler
 from watcher.rules.conditions import Evidence
-from watcher.rules.matcher import NATIVE, prepare
+from watcher.rules.matcher import prepare
+from watcher.rules.native import NATIVE
 from watcher.yamlsrc import Source
 
 CASES = YAML(typ="safe").load((Path(__file__).parent / "data" / "rule_cases.yaml").read_text(encoding="utf-8"))

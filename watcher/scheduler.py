@@ -36,7 +36,7 @@ from .models import PollReport
 from .notify import Deliverer, Renderer
 from .pipeline import Pipeline
 from .policy import HOLDS
-from .rules.matcher import NATIVE
+from .rules.native import NATIVE
 
 log = logging.getLogger("watcher.daemon")
 

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_GROUPS 64 /* groups a rule may require here: the bits of a uint64_t (matcher.py keeps to it) */
+#define MAX_GROUPS 64 /* groups a rule may require here: the bits of a uint64_t (native.py keeps to it) */
 
 typedef struct {
     Py_ssize_t npatterns;
@@ -538,7 +538,7 @@ static PyMethodDef Index_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-PyDoc_STRVAR(Index_doc, "The tables of one RuleSet's steps 1 and 2: see matcher.py, _NativeIndex.");
+PyDoc_STRVAR(Index_doc, "The tables of one RuleSet's steps 1 and 2, built by native.py (build_index).");
 
 static PyTypeObject IndexType = {
     PyVarObject_HEAD_INIT(NULL, 0)

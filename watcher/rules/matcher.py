@@ -21,7 +21,7 @@ whose cost follows what the entry contains, not the number of rules:
 The shortcut in step 3 mirrors what Term, AnyOf, AllOf and NoneOf do; it is used only for nodes of exactly those
 types, and tests/test_matcher.py checks it against the full evaluation. bench/match.py measures the whole.
 
-Steps 1 (after the automaton) and 2 also exist in C, in the optional extension _select.c, which takes the
+Steps 1 (after the automaton) and 2 also exist in C, in the optional extension _select.c (native.py), which takes the
 automaton's matches and returns the term ids found, the selected rules and their memo keys: per occurrence and
 per (term, group), a few machine instructions instead of a few Python ones. The C steps count, for each rule a
 found term belongs to, the groups with a found term, rather than OR big ints. RuleSet uses them when the
@@ -32,7 +32,6 @@ both on the same rules and entries.
 from __future__ import annotations
 
 import string
-from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, reduce
@@ -45,13 +44,8 @@ import ahocorasick_rs
 from ..models import Entry, Hit
 from .conditions import AllOf, AnyOf, Condition, Doc, Evidence, NoneOf, Span, Term
 from .model import Rule
+from .native import NATIVE, build_index
 from .normalize import is_word_char, normalize
-
-try:
-    from . import _select as _native  # steps 1 and 2 in C: optional, see setup.py
-except ImportError:  # built without a C compiler: the same steps run in Python
-    _native = None  # type: ignore[assignment]
-NATIVE = _native is not None  # RuleSet runs steps 1 and 2 in C by default
 
 
 @dataclass(frozen=True)
@@ -450,68 +444,6 @@ class _Selector:
         return out
 
 
-_MAX_GROUPS = 64  # as in _select.c
-
-
-def _int32s(values: Iterable[int]) -> bytes:
-    return array("i", values).tobytes()
-
-
-class _NativeSteps:
-    """Steps 1 (the boundary checks, after the automaton) and 2 in C (_select.c), on tables built here from the
-    ones the Python steps use, with the same results (tests/test_matcher.py runs both).
-
-    Scanner k of the C index is the k-th of `scanners`: each (scanner, term table) pair of RuleSet._tables. A
-    rule's groups are bits of a 64-bit mask there: an exact rule with more groups (hardly written by hand) is
-    selected on its first 64 and evaluated in full.
-    """
-
-    def __init__(
-        self,
-        terms: int,
-        required: Sequence[Sequence[Group]],
-        excluded: Sequence[frozenset[int]],
-        exact: Sequence[frozenset[int] | None],
-        scanners: Sequence[tuple[_IdScanner, tuple[int, ...]]],
-    ) -> None:
-        assert _native is not None
-        groups_of: list[list[int]] = [[] for _ in range(terms)]  # term -> its groups, as rule << 6 | slot
-        excludes: list[list[int]] = [[] for _ in range(terms)]  # term -> the rules it excludes
-        for rule, groups in enumerate(required):
-            for slot, group in enumerate(groups[:_MAX_GROUPS]):
-                for tid in group:
-                    groups_of[tid].append(rule << 6 | slot)
-            for tid in excluded[rule]:
-                excludes[tid].append(rule)
-        decided = [t is not None and len(groups) <= _MAX_GROUPS for t, groups in zip(exact, required, strict=True)]
-        exact_terms = [sorted(t) if t is not None and ok else [] for t, ok in zip(exact, decided, strict=True)]
-        tables = []
-        for scanner, tids in scanners:
-            prefix = scanner.prefix if tids is scanner.tids else (_NONE,) * len(tids)
-            tables.append((bytes(scanner.left), bytes(scanner.right), _int32s(tids), _int32s(prefix)))
-        self.index = _native.Index(
-            nterms=terms,
-            word=bytes(_IS_WORD_BYTE),
-            memberships=_int32s(_offsets(groups_of)),
-            members=_int32s(chain.from_iterable(groups_of)),
-            exclusion_offsets=_int32s(_offsets(excludes)),
-            exclusions=_int32s(chain.from_iterable(excludes)),
-            rule_groups=_int32s(min(len(groups), _MAX_GROUPS) for groups in required),
-            exact=bytes(decided),
-            exact_offsets=_int32s(_offsets(exact_terms)),
-            exact_terms=_int32s(chain.from_iterable(exact_terms)),
-            scanners=tables,
-        )
-
-
-def _offsets(lists: Sequence[Sequence[int]]) -> list[int]:
-    """Where each list starts in their concatenation, and where the last one ends."""
-    out = [0]
-    for items in lists:
-        out.append(out[-1] + len(items))
-    return out
-
-
 # --- the rule set -----------------------------------------------------------------------------------------
 
 # The ids of an exact rule's terms found: a set in Python, a tuple in ascending order from the C steps. The hit
@@ -558,12 +490,18 @@ class RuleSet:
         self._required, self._excluded = required, excluded  # for _selector, built on first need
         # Per exact rule, its terms; None for a rule evaluated in full.
         self._terms: list[frozenset[int] | None] = [e.terms if e is not None else None for e in self._exact]
-        use_native = _native is not None if native is None else native
-        if use_native and _native is None:
-            raise RuntimeError("the matcher's C extension (watcher.rules._select) is not built")
-        self._native = (
-            _NativeSteps(len(ids.keys), required, excluded, self._terms, self._tables).index if use_native else None
-        )
+        self._native = None  # steps 1 and 2 in C, if used: scanner k of the index reads table k
+        if NATIVE if native is None else native:
+            tables = [
+                (
+                    sc.left,
+                    sc.right,
+                    tids,
+                    sc.prefix if tids is sc.tids else (_NONE,) * len(tids),
+                )  # title alone: no prefix
+                for sc, tids in self._tables
+            ]
+            self._native = build_index(len(ids.keys), _IS_WORD_BYTE, required, excluded, self._terms, tables)
         # The hit of an exact rule depends only on the rule and the terms found: built once, then reused. Bounded;
         # dropped with the RuleSet on reload.
         self._hit_memos: list[dict[_Key, Hit]] = [{} for _ in self._active]  # per rule: terms found -> hit
